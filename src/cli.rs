@@ -1,0 +1,271 @@
+//! The command line: clap derive types. `///` comments are the help text.
+//!
+//! `tcpbench [run flags]` and `tcpbench run [run flags]` are the same command.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{CloseMode, ServerClose};
+use crate::parse::{self, CountOrDuration};
+
+/// Load-test the TCP connection lifecycle: handshake, echo, close, TIME_WAIT.
+///
+/// Without a subcommand, runs `run` with the given flags: `tcpbench --conns 10000`.
+#[derive(Parser, Debug)]
+#[command(name = "tcpbench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open, use and close connections against an echo server and report the latencies.
+    Run(RunArgs),
+    /// Run the echo server on its own until SIGINT/SIGTERM (or --duration).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Echo server to load, HOST:PORT. Default: an embedded server on 127.0.0.1, port chosen
+    /// by the kernel, started for the run.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
+    pub target: Option<SocketAddr>,
+
+    /// Connections to measure [default: 10000, or unbounded when --duration is given].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub conns: Option<u64>,
+
+    /// Stop starting connections after this long (500ms, 10s, 2m).
+    #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]
+    pub duration: Option<Duration>,
+
+    /// Connections (N) or time (D) run before measuring, excluded from every figure.
+    #[arg(long, value_name = "N|D", value_parser = parse::count_or_duration)]
+    pub warmup: Option<CountOrDuration>,
+
+    /// Workers, each running one connection at a time (closed loop); with --rate, the most
+    /// connections in flight.
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// Start connections at this fixed rate per second (open loop); latency is also reported
+    /// from each connection's scheduled start, so queueing shows (coordinated omission).
+    #[arg(long, short = 'r', value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Bytes per request; the echo is verified byte for byte.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub payload: usize,
+
+    /// Requests (echo round trips) per connection; 0 = connect, then close.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub requests: u32,
+
+    /// Who ends each connection: client (client holds TIME_WAIT), server (the server closes
+    /// first and holds TIME_WAIT), rst (SO_LINGER 0: RST, no TIME_WAIT).
+    #[arg(long, value_enum, default_value_t = CloseMode::Client)]
+    pub close: CloseMode,
+
+    /// SO_LINGER on client sockets, in seconds: close blocks until data is acknowledged or
+    /// the time passes (run off the runtime threads). 0 is an abortive close, as --close rst.
+    #[arg(long, value_name = "SECS")]
+    pub linger: Option<u32>,
+
+    /// SO_REUSEADDR on client sockets.
+    #[arg(long)]
+    pub reuseaddr: bool,
+
+    /// TCP_NODELAY on client sockets.
+    #[arg(long)]
+    pub nodelay: bool,
+
+    /// Give up on a handshake after this long (counted as connect_timeout).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+
+    /// Give up on a read or write after this long (counted as io_timeout).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
+    pub io_timeout: Duration,
+
+    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
+    /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.
+    #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
+    pub bind: Option<Vec<IpAddr>>,
+
+    /// Client threads, each with its own single-threaded runtime [default: min(CPUs, C)].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Write the full report as JSON (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write one HdrHistogram percentile distribution (.hgrm) per phase into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub hgrm: Option<PathBuf>,
+
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub server: EmbeddedServerArgs,
+}
+
+/// The embedded server's options (only without --target); they mirror `serve`'s.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Embedded server")]
+pub struct EmbeddedServerArgs {
+    /// The server's close policy [default: follows --close: client→wait, server→first,
+    /// rst→wait].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub server_close: Option<ServerClose>,
+
+    /// SO_LINGER on the server's accepted sockets, in seconds (0 = RST).
+    #[arg(long, value_name = "SECS")]
+    pub server_linger: Option<u32>,
+
+    /// The server's listen backlog [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub server_backlog: Option<u32>,
+
+    /// SO_REUSEADDR on the server's listener (the default).
+    #[arg(long, overrides_with = "server_no_reuseaddr")]
+    pub server_reuseaddr: bool,
+
+    /// No SO_REUSEADDR on the server's listener.
+    #[arg(long)]
+    pub server_no_reuseaddr: bool,
+
+    /// SO_REUSEPORT: one listener per server worker, on the same port.
+    #[arg(long)]
+    pub server_reuseport: bool,
+
+    /// Server threads [default: 1].
+    #[arg(long, value_name = "N")]
+    pub server_workers: Option<usize>,
+
+    /// TCP_NODELAY on the server's accepted sockets.
+    #[arg(long)]
+    pub server_nodelay: bool,
+
+    /// Bytes the server sends after the client's FIN, before its own FIN.
+    #[arg(long, value_name = "BYTES")]
+    pub server_farewell: Option<usize>,
+}
+
+impl EmbeddedServerArgs {
+    /// Whether any `--server-*` flag was given (they make no sense with `--target`).
+    pub fn any_given(&self) -> bool {
+        self.server_close.is_some()
+            || self.server_linger.is_some()
+            || self.server_backlog.is_some()
+            || self.server_reuseaddr
+            || self.server_no_reuseaddr
+            || self.server_reuseport
+            || self.server_workers.is_some()
+            || self.server_nodelay
+            || self.server_farewell.is_some()
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on, IPv4 or IPv6 (a bare port means 127.0.0.1).
+    #[arg(long, short = 'l', value_name = "ADDR:PORT", value_parser = parse::listen,
+          default_value = "127.0.0.1:8888")]
+    pub listen: SocketAddr,
+
+    /// Listen backlog (the seed used 5: try it to see a small backlog overflow).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub backlog: u32,
+
+    /// SO_REUSEADDR on the listener (the default: a restart does not fail on TIME_WAIT).
+    #[arg(long, overrides_with = "no_reuseaddr")]
+    pub reuseaddr: bool,
+
+    /// No SO_REUSEADDR: a restart fails with EADDRINUSE while server-side TIME_WAIT remains.
+    #[arg(long)]
+    pub no_reuseaddr: bool,
+
+    /// SO_REUSEPORT: one listener per worker, on the same port.
+    #[arg(long)]
+    pub reuseport: bool,
+
+    /// Server threads, each with its own single-threaded runtime.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+
+    /// SO_LINGER on accepted sockets, in seconds (0 = RST on close).
+    #[arg(long, value_name = "SECS")]
+    pub linger: Option<u32>,
+
+    /// wait: echo until the client's FIN, then close (client holds TIME_WAIT); first: close
+    /// after echoing the first message (server holds TIME_WAIT); rst: RST after the first message.
+    #[arg(long, value_enum, default_value_t = ServerClose::Wait)]
+    pub close: ServerClose,
+
+    /// With --close first|rst: the first message is this many bytes [default: one read].
+    #[arg(long, value_name = "BYTES")]
+    pub close_after: Option<u64>,
+
+    /// Bytes sent after the client's FIN, before the server's own FIN (a half-close).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub farewell: usize,
+
+    /// TCP_NODELAY on accepted sockets.
+    #[arg(long)]
+    pub nodelay: bool,
+
+    /// Connections served at once; more wait in the accept queue.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+
+    /// Close a connection that sends nothing for this long.
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Close a connection that sends more than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_payload: Option<u64>,
+
+    /// Stop by itself after this long.
+    #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]
+    pub duration: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_is_the_default_command() {
+        let cli = Cli::try_parse_from(["tcpbench", "--conns", "5"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.conns, Some(5));
+        let cli = Cli::try_parse_from(["tcpbench", "run", "--conns", "7"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run(a)) if a.conns == Some(7)));
+    }
+
+    #[test]
+    fn reuseaddr_pairs_override() {
+        let cli = Cli::try_parse_from(["tcpbench", "serve", "--no-reuseaddr", "--reuseaddr"]);
+        let Some(Command::Serve(a)) = cli.unwrap().command else {
+            panic!("not serve")
+        };
+        assert!(a.reuseaddr && !a.no_reuseaddr);
+    }
+}

@@ -1,0 +1,419 @@
+//! Validated configuration: what `run` and `serve` will do, resolved once from the CLI.
+//!
+//! Nothing downstream re-parses or re-validates flags. Every type here serializes into the
+//! report's `config` so a report says exactly what produced it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How the client ends each connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseMode {
+    /// shutdown(SHUT_WR), read to EOF, close: the client closes first and holds TIME_WAIT.
+    Client,
+    /// Wait for the server's FIN, then close: the server closes first and holds TIME_WAIT.
+    Server,
+    /// SO_LINGER 0, then close: an abortive close (RST), no TIME_WAIT on either side.
+    Rst,
+}
+
+/// How the echo server ends each connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerClose {
+    /// Passive close: echo until the client's FIN, then shutdown(SHUT_WR) and close.
+    Wait,
+    /// Active close: close after echoing the first message; the server holds TIME_WAIT.
+    First,
+    /// Abortive close after echoing the first message: SO_LINGER 0, then close (RST).
+    Rst,
+}
+
+/// Writes the flag value, as typed on the command line.
+fn write_value(v: &impl clap::ValueEnum, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str(
+        v.to_possible_value()
+            .expect("no variant is skipped")
+            .get_name(),
+    )
+}
+
+impl std::fmt::Display for CloseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_value(self, f)
+    }
+}
+
+impl std::fmt::Display for ServerClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_value(self, f)
+    }
+}
+
+/// Settings of the echo server, for `serve` and for the server embedded in `run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub backlog: u32,
+    pub reuseaddr: bool,
+    pub reuseport: bool,
+    /// OS threads, each with its own single-threaded runtime.
+    pub workers: usize,
+    /// SO_LINGER on accepted sockets; `Some(0)` makes every close an RST.
+    #[serde(with = "opt_secs")]
+    pub linger: Option<Duration>,
+    pub close: ServerClose,
+    /// For `first`/`rst`: close once this many bytes were echoed. `None`: after the first read.
+    pub close_after: Option<u64>,
+    /// Bytes sent after the client's FIN and before the server's own FIN (half-close).
+    pub farewell: usize,
+    pub nodelay: bool,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_conns: Option<usize>,
+    /// A connection that sends nothing for this long is closed.
+    #[serde(with = "opt_secs")]
+    pub idle_timeout: Option<Duration>,
+    /// A connection that sends more than this is closed.
+    pub max_payload: Option<u64>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            backlog: 1024,
+            reuseaddr: true,
+            reuseport: false,
+            workers: 1,
+            linger: None,
+            close: ServerClose::Wait,
+            close_after: None,
+            farewell: 0,
+            nodelay: false,
+            max_conns: None,
+            idle_timeout: None,
+            max_payload: None,
+        }
+    }
+}
+
+/// Where the load goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// An echo server started in-process on an ephemeral loopback port for the run.
+    Embedded(ServerConfig),
+    /// Any echo server, given as `--target HOST:PORT`, resolved once.
+    External(SocketAddr),
+}
+
+/// Closed loop (a fixed number of workers) or open loop (a fixed schedule of starts).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    /// `concurrency` workers, each starting its next connection when the last one ended.
+    Closed { concurrency: usize },
+    /// Connection `i` is scheduled at `start + i / rate`; `concurrency` workers serve the
+    /// schedule, and latency is also measured from the scheduled start (wrk2's correction).
+    Open { rate: f64, concurrency: usize },
+}
+
+impl LoadModel {
+    pub fn concurrency(&self) -> usize {
+        match *self {
+            LoadModel::Closed { concurrency } | LoadModel::Open { concurrency, .. } => concurrency,
+        }
+    }
+
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            LoadModel::Open { rate, .. } => Some(rate),
+            LoadModel::Closed { .. } => None,
+        }
+    }
+}
+
+/// When a phase of the load stops starting new connections: whichever bound comes first.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    pub conns: Option<u64>,
+    #[serde(with = "opt_secs")]
+    pub duration: Option<Duration>,
+}
+
+/// Options of every client socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientSocket {
+    pub close: CloseMode,
+    #[serde(with = "opt_secs")]
+    pub linger: Option<Duration>,
+    pub reuseaddr: bool,
+    pub nodelay: bool,
+    /// Source addresses, used round-robin; empty: the kernel chooses.
+    pub bind: Vec<IpAddr>,
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    #[serde(with = "secs")]
+    pub io_timeout: Duration,
+}
+
+/// Everything `run` needs, validated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub target: Target,
+    pub load: LoadModel,
+    pub bounds: Bounds,
+    /// Connections before the measured ones, excluded from every figure.
+    pub warmup: Option<Bounds>,
+    pub payload: usize,
+    pub requests: u32,
+    pub socket: ClientSocket,
+    /// Bytes the server sends after the client's FIN, when known (embedded server).
+    pub expect_farewell: Option<usize>,
+    /// Client threads, each with its own single-threaded runtime.
+    pub threads: usize,
+}
+
+/// `Duration` as seconds (f64) in reports.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<Duration>` as seconds (f64) or null in reports.
+pub(crate) mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|v| Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Bad usage: one line that names the flag and the fix. Exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// Largest `--payload`: one request must fit the worker's buffer comfortably.
+pub const MAX_PAYLOAD: usize = 16 << 20;
+
+fn linger_secs(secs: Option<u32>) -> Option<Duration> {
+    secs.map(|s| Duration::from_secs(s.into()))
+}
+
+impl ServerConfig {
+    /// `tcpbench serve`'s flags, validated.
+    pub fn from_serve_args(a: &crate::cli::ServeArgs) -> Result<Self, UsageError> {
+        let cfg = ServerConfig {
+            listen: a.listen,
+            backlog: a.backlog,
+            reuseaddr: !a.no_reuseaddr,
+            reuseport: a.reuseport,
+            workers: a.workers,
+            linger: linger_secs(a.linger),
+            close: a.close,
+            close_after: a.close_after,
+            farewell: a.farewell,
+            nodelay: a.nodelay,
+            max_conns: a.max_conns,
+            idle_timeout: a.idle_timeout,
+            max_payload: a.max_payload,
+        };
+        cfg.validate("")?;
+        Ok(cfg)
+    }
+
+    /// Checks shared by `serve` and the embedded server; `prefix` is "" or "server-".
+    fn validate(&self, prefix: &str) -> Result<(), UsageError> {
+        if self.workers == 0 {
+            return usage(format!("--{prefix}workers must be at least 1"));
+        }
+        if self.backlog == 0 {
+            return usage(format!("--{prefix}backlog must be at least 1"));
+        }
+        if self.max_conns == Some(0) {
+            return usage("--max-conns must be at least 1");
+        }
+        if self.close == ServerClose::Rst && self.linger.is_some_and(|l| !l.is_zero()) {
+            return usage(format!(
+                "--{prefix}close rst already closes with SO_LINGER 0; drop --{prefix}linger"
+            ));
+        }
+        if self.close == ServerClose::Wait && self.close_after.is_some() {
+            return usage("--close-after needs --close first or --close rst");
+        }
+        Ok(())
+    }
+}
+
+impl RunConfig {
+    /// `tcpbench run`'s flags, validated.
+    pub fn from_args(a: &crate::cli::RunArgs) -> Result<Self, UsageError> {
+        use crate::parse::CountOrDuration;
+
+        if a.concurrency == 0 {
+            return usage("--concurrency must be at least 1");
+        }
+        let load = match a.rate {
+            None => LoadModel::Closed {
+                concurrency: a.concurrency,
+            },
+            Some(r) if r.is_finite() && r > 0.0 => LoadModel::Open {
+                rate: r,
+                concurrency: a.concurrency,
+            },
+            Some(r) => {
+                return usage(format!(
+                    "--rate {r}: give a positive number of connections/s"
+                ));
+            }
+        };
+        let bounds = Bounds {
+            conns: a.conns.or(if a.duration.is_none() {
+                Some(10_000)
+            } else {
+                None
+            }),
+            duration: a.duration,
+        };
+        if bounds.conns == Some(0) {
+            return usage("--conns must be at least 1");
+        }
+        if bounds.duration.is_some_and(|d| d.is_zero()) {
+            return usage("--duration must be longer than 0s");
+        }
+        let warmup = a.warmup.and_then(|w| match w {
+            CountOrDuration::Count(0) => None,
+            CountOrDuration::Count(n) => Some(Bounds {
+                conns: Some(n),
+                duration: None,
+            }),
+            CountOrDuration::Duration(d) if d.is_zero() => None,
+            CountOrDuration::Duration(d) => Some(Bounds {
+                conns: None,
+                duration: Some(d),
+            }),
+        });
+        if a.payload > MAX_PAYLOAD {
+            return usage(format!(
+                "--payload {} is over the {MAX_PAYLOAD}-byte limit",
+                a.payload
+            ));
+        }
+        if a.payload == 0 && a.requests > 0 {
+            return usage("--payload 0 sends nothing to echo; use --requests 0 for connect-close");
+        }
+        if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
+            return usage("--close rst already closes with SO_LINGER 0; drop --linger");
+        }
+        if a.threads == Some(0) {
+            return usage("--threads must be at least 1");
+        }
+        let target = match a.target {
+            Some(addr) => {
+                if a.server.any_given() {
+                    return usage(
+                        "--server-* options configure the embedded server; drop them or drop --target",
+                    );
+                }
+                Target::External(addr)
+            }
+            None => Target::Embedded(Self::embedded_server(a)?),
+        };
+        let target_ip = match &target {
+            Target::External(addr) => addr.ip(),
+            Target::Embedded(s) => s.listen.ip(),
+        };
+        let bind = a.bind.clone().unwrap_or_default();
+        if let Some(ip) = bind.iter().find(|ip| ip.is_ipv4() != target_ip.is_ipv4()) {
+            return usage(format!(
+                "--bind {ip} is not of the target's address family ({target_ip}); bind addresses of the same family"
+            ));
+        }
+        let expect_farewell = match &target {
+            Target::Embedded(s) if s.close == ServerClose::Wait => Some(s.farewell),
+            _ => None,
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(RunConfig {
+            target,
+            load,
+            bounds,
+            warmup,
+            payload: a.payload,
+            requests: a.requests,
+            socket: ClientSocket {
+                close: a.close,
+                linger: linger_secs(a.linger),
+                reuseaddr: a.reuseaddr,
+                nodelay: a.nodelay,
+                bind,
+                connect_timeout: a.connect_timeout,
+                io_timeout: a.io_timeout,
+            },
+            expect_farewell,
+            threads: a
+                .threads
+                .unwrap_or(cpus.min(a.concurrency))
+                .min(a.concurrency),
+        })
+    }
+
+    /// The embedded server, its close policy following the client's close mode unless given.
+    fn embedded_server(a: &crate::cli::RunArgs) -> Result<ServerConfig, UsageError> {
+        let s = &a.server;
+        let close = s.server_close.unwrap_or(match a.close {
+            CloseMode::Client | CloseMode::Rst => ServerClose::Wait,
+            CloseMode::Server => ServerClose::First,
+        });
+        if a.close == CloseMode::Server && close == ServerClose::Wait {
+            return usage(
+                "--close server with --server-close wait would hang (each side waits for the other's FIN); use --server-close first",
+            );
+        }
+        let defaults = ServerConfig::default();
+        let cfg = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backlog: s.server_backlog.unwrap_or(defaults.backlog),
+            reuseaddr: !s.server_no_reuseaddr,
+            reuseport: s.server_reuseport,
+            workers: s.server_workers.unwrap_or(defaults.workers),
+            linger: linger_secs(s.server_linger),
+            close,
+            // The server's "first message" is everything this client will send.
+            close_after: (close != ServerClose::Wait)
+                .then(|| a.payload as u64 * u64::from(a.requests)),
+            farewell: s.server_farewell.unwrap_or(0),
+            nodelay: s.server_nodelay,
+            ..defaults
+        };
+        cfg.validate("server-")?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,138 @@
+//! tcpbench: a load-testing harness for the TCP connection lifecycle.
+//!
+//! The map of the crate, in the order data flows:
+//!
+//! - [`cli`] parses flags; [`config`] turns them into a validated [`config::RunConfig`] or
+//!   [`config::ServerConfig`] once, with [`parse`] for the values people type.
+//! - [`server`] is the echo server (`tcpbench serve`, and the one `run` embeds), each worker a
+//!   thread with its own single-threaded runtime; [`sockopt`] sets every socket option.
+//! - [`load`] is the load generator: a pool of threads, each a single-threaded runtime running
+//!   its share of the workers; each worker runs one connection at a time through
+//!   [`load::conn`], recording into its thread's [`stats::Recorder`]. [`load::control`] handles
+//!   Ctrl-C and progress on the main thread.
+//! - The merged recorder becomes a [`report::Report`]; its renderers write text, JSON and
+//!   `.hgrm` files.
+
+pub mod cli;
+pub mod config;
+pub mod environment;
+pub mod load;
+pub mod parse;
+pub mod report;
+pub mod server;
+pub mod sockopt;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use config::{RunConfig, ServerConfig, Target, UsageError};
+use environment::Environment;
+use load::Control;
+use report::{Measured, Report};
+use server::{EchoServer, ServerTotals};
+use stats::Recorder;
+
+/// Descriptors kept free for the listener, the runtimes and files.
+const FD_MARGIN: u64 = 64;
+
+/// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
+pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
+    check_fd_budget(cfg)?;
+    let server = match &cfg.target {
+        Target::Embedded(s) => Some(
+            EchoServer::start(s.clone())
+                .with_context(|| format!("cannot start the embedded server on {}", s.listen))?,
+        ),
+        Target::External(_) => None,
+    };
+    let target_addr = match (&server, &cfg.target) {
+        (Some(s), _) => s.local_addr(),
+        (None, Target::External(addr)) => *addr,
+        (None, Target::Embedded(_)) => unreachable!("an embedded target has a server"),
+    };
+    let mut ctl = Control::new(quiet).context("cannot install signal handlers")?;
+    if let Some(warmup) = cfg.warmup {
+        load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup")?;
+    }
+    let started_at = SystemTime::now();
+    let (recorder, elapsed) = if ctl.interrupted() {
+        (Recorder::default(), Duration::ZERO)
+    } else {
+        let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
+        (pool.recorder, pool.elapsed)
+    };
+    let server_totals: Option<ServerTotals> = server.map(EchoServer::stop);
+    Ok(Report::build(
+        cfg,
+        Measured {
+            recorder,
+            started_at,
+            duration_s: elapsed.as_secs_f64(),
+            interrupted: ctl.interrupted(),
+            target_addr,
+            server: server_totals,
+            environment: Environment::snapshot(),
+        },
+    ))
+}
+
+/// Raises the soft descriptor limit to the hard one, and refuses a run that cannot fit.
+fn check_fd_budget(cfg: &RunConfig) -> anyhow::Result<()> {
+    let soft = environment::raise_nofile_limit().unwrap_or(u64::MAX);
+    let c = cfg.load.concurrency() as u64;
+    let per_conn = if matches!(cfg.target, Target::Embedded(_)) {
+        2
+    } else {
+        1
+    };
+    let need = c * per_conn + FD_MARGIN;
+    if need > soft {
+        let fit = (soft.saturating_sub(FD_MARGIN)) / per_conn;
+        let hint = if per_conn == 2 {
+            "; or run `tcpbench serve` in another process and use --target"
+        } else {
+            ""
+        };
+        return Err(UsageError(format!(
+            "--concurrency {c} needs about {need} file descriptors but RLIMIT_NOFILE is {soft}; use --concurrency {fit} or less{hint}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs the echo server until SIGINT/SIGTERM or `duration`, then returns its counters.
+pub fn serve(
+    cfg: &ServerConfig,
+    duration: Option<Duration>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<ServerTotals> {
+    environment::raise_nofile_limit().ok();
+    let server = EchoServer::start(cfg.clone())
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    on_ready(server.local_addr());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let limit = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = limit => {}
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(server.stop())
+}

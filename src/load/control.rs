@@ -1,0 +1,136 @@
+//! Run control on the main thread: Ctrl-C/SIGTERM handling and the progress bar.
+//!
+//! The first signal stops new connections and lets in-flight ones finish (their timeouts bound
+//! that); the report is still written, marked interrupted. A second signal exits at once (130).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::Notify;
+
+use super::worker::Progress;
+use crate::config::Bounds;
+
+/// Exit status after an interruption, as shells expect for SIGINT.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+pub struct Control {
+    rt: tokio::runtime::Runtime,
+    sigint: Signal,
+    sigterm: Signal,
+    /// Set on the first signal; workers read it before each new connection.
+    stop: Arc<AtomicBool>,
+    interrupted: bool,
+    show_progress: bool,
+}
+
+impl Control {
+    /// Installs the signal handlers; progress shows only when stderr is a terminal.
+    pub fn new(quiet: bool) -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (sigint, sigterm) = {
+            let _guard = rt.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
+        };
+        Ok(Control {
+            rt,
+            sigint,
+            sigterm,
+            stop: Arc::new(AtomicBool::new(false)),
+            interrupted: false,
+            show_progress: !quiet && std::io::stderr().is_terminal(),
+        })
+    }
+
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn stop_now(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// Whether a signal ended the run early.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// Waits for `done` while drawing progress and handling signals.
+    pub fn supervise(
+        &mut self,
+        done: &Notify,
+        progress: &[Arc<Progress>],
+        bounds: Bounds,
+        label: &str,
+    ) {
+        let bar = self.progress_bar(bounds, label);
+        let Control {
+            rt,
+            sigint,
+            sigterm,
+            stop,
+            interrupted,
+            ..
+        } = self;
+        rt.block_on(async {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = done.notified() => break,
+                    _ = sigint.recv() => on_signal(stop, interrupted, &bar),
+                    _ = sigterm.recv() => on_signal(stop, interrupted, &bar),
+                    _ = tick.tick() => {
+                        let done: u64 = progress.iter().map(|p| p.done.load(Relaxed)).sum();
+                        let failed: u64 = progress.iter().map(|p| p.failed.load(Relaxed)).sum();
+                        bar.set_position(done);
+                        bar.set_message(format!("{failed} failed"));
+                    }
+                }
+            }
+        });
+        bar.finish_and_clear();
+    }
+
+    fn progress_bar(&self, bounds: Bounds, label: &str) -> ProgressBar {
+        if !self.show_progress {
+            return ProgressBar::hidden();
+        }
+        let bar = match bounds.conns {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::no_length(),
+        };
+        bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let template = if bounds.conns.is_some() {
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} conns ({per_sec}) {msg}"
+        } else {
+            "{prefix} [{elapsed_precise}] {spinner} {pos} conns ({per_sec}) {msg}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(label.to_string());
+        bar
+    }
+}
+
+fn on_signal(stop: &AtomicBool, interrupted: &mut bool, bar: &ProgressBar) {
+    if *interrupted {
+        bar.abandon();
+        eprintln!("tcpbench: interrupted twice; exiting without a report");
+        std::process::exit(EXIT_INTERRUPTED);
+    }
+    *interrupted = true;
+    stop.store(true, Relaxed);
+    bar.suspend(|| {
+        eprintln!("tcpbench: interrupted; finishing in-flight connections (again to quit at once)")
+    });
+}

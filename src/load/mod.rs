@@ -1,0 +1,89 @@
+//! The load generator: a pool of threads, each a single-threaded tokio runtime running its
+//! share of the workers; each worker runs the one connection loop in [`worker`].
+//!
+//! Data flows one way: workers record into their thread's [`Recorder`]; the threads' recorders
+//! are merged once when the pool ends.
+
+pub mod conn;
+pub mod control;
+pub mod error;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::Notify;
+
+use crate::config::{Bounds, RunConfig};
+use crate::stats::Recorder;
+pub use control::Control;
+use worker::{Progress, Shared};
+
+/// What one pool run measured.
+pub struct PoolResult {
+    pub recorder: Recorder,
+    /// From the pool's start to its last connection's end.
+    pub elapsed: Duration,
+}
+
+/// Runs connections against `target` until `bounds` (or Ctrl-C, through `ctl`) stops them.
+pub fn run_pool(
+    cfg: &RunConfig,
+    target: SocketAddr,
+    bounds: Bounds,
+    ctl: &mut Control,
+    label: &str,
+) -> anyhow::Result<PoolResult> {
+    let threads = cfg.threads.max(1);
+    let concurrency = cfg.load.concurrency();
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        target,
+        bounds,
+        start: Instant::now(),
+        stop: ctl.stop_flag(),
+        next_slot: AtomicU64::new(0),
+    });
+    let progress: Vec<Arc<Progress>> = (0..threads).map(|_| Arc::default()).collect();
+    // The last thread to finish wakes the supervisor; Notify keeps the permit if it is early.
+    let remaining = AtomicUsize::new(threads);
+    let done = Notify::new();
+
+    let recorders = std::thread::scope(|scope| -> anyhow::Result<Vec<Recorder>> {
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let workers = concurrency / threads + usize::from(i < concurrency % threads);
+            let (shared, progress, remaining, done) = (&shared, &progress[i], &remaining, &done);
+            let handle = std::thread::Builder::new()
+                .name(format!("tcpbench-load-{i}"))
+                .spawn_scoped(scope, move || {
+                    let r = worker::run_thread(shared, workers, i, progress);
+                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        done.notify_one();
+                    }
+                    r
+                });
+            match handle {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    ctl.stop_now();
+                    return Err(e).context("cannot start a load thread");
+                }
+            }
+        }
+        ctl.supervise(&done, &progress, bounds, label);
+        Ok(handles
+            .into_iter()
+            .map(|h| h.join().expect("load thread does not panic"))
+            .collect())
+    })?;
+    let elapsed = shared.start.elapsed();
+    let mut recorder = Recorder::default();
+    for r in &recorders {
+        recorder.merge(r);
+    }
+    Ok(PoolResult { recorder, elapsed })
+}

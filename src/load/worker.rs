@@ -1,0 +1,148 @@
+//! The one worker loop, and the thread that runs a share of the workers on its own runtime.
+//!
+//! Closed and open loop, count and time bounds are values read by this loop, not copies of it.
+
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::conn::{self, Scratch};
+use crate::config::{Bounds, RunConfig};
+use crate::stats::{Metric, Recorder};
+
+/// What all threads of one pool run share; read-mostly.
+pub struct Shared {
+    pub cfg: RunConfig,
+    pub target: SocketAddr,
+    pub bounds: Bounds,
+    /// When the pool started: the origin of the open-loop schedule and of the duration bound.
+    pub start: Instant,
+    /// Set by the supervisor on Ctrl-C; workers start no new connection once it is set.
+    pub stop: Arc<AtomicBool>,
+    /// The next connection slot to claim; slots are numbered from 0 across all threads.
+    pub next_slot: AtomicU64,
+}
+
+impl Shared {
+    fn deadline(&self) -> Option<Instant> {
+        self.bounds.duration.map(|d| self.start + d)
+    }
+
+    /// Claims the next slot, or `None` when a bound is reached or the run is stopping.
+    fn claim(&self) -> Option<u64> {
+        if self.stop.load(Relaxed) {
+            return None;
+        }
+        let slot = self.next_slot.fetch_add(1, Relaxed);
+        match self.bounds.conns {
+            Some(n) if slot >= n => None,
+            _ => Some(slot),
+        }
+    }
+}
+
+/// A thread's live counters for the progress display, on a cache line of their own.
+#[derive(Default)]
+#[repr(align(64))]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Runs `workers` workers on a fresh single-threaded runtime and returns what they measured.
+pub fn run_thread(
+    shared: &Arc<Shared>,
+    workers: usize,
+    index: usize,
+    progress: &Arc<Progress>,
+) -> Recorder {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let local = tokio::task::LocalSet::new();
+    let recorder = Rc::new(RefCell::new(Recorder::default()));
+    // Each thread starts its round-robin over source addresses at a different place.
+    let source_turn = Rc::new(Cell::new(index));
+    local.block_on(&rt, async {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (rec, turn) = (recorder.clone(), source_turn.clone());
+                let (shared, progress) = (shared.clone(), progress.clone());
+                tokio::task::spawn_local(
+                    async move { worker(&shared, &rec, &turn, &progress).await },
+                )
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("worker task does not panic");
+        }
+    });
+    drop(local);
+    Rc::try_unwrap(recorder)
+        .expect("workers are done")
+        .into_inner()
+}
+
+/// The worker loop: claim a slot, wait for its scheduled start (open loop), run one
+/// connection, record it. Ends at a bound or on stop.
+async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, progress: &Progress) {
+    let cfg = &shared.cfg;
+    let mut scratch = Scratch::new(cfg);
+    let interval = cfg.load.rate().map(|r| 1e9 / r);
+    let deadline = shared.deadline();
+    while let Some(slot) = shared.claim() {
+        let scheduled =
+            interval.map(|i| shared.start + Duration::from_nanos((slot as f64 * i) as u64));
+        if let (Some(s), Some(d)) = (scheduled, deadline)
+            && s >= d
+        {
+            break;
+        }
+        if let Some(s) = scheduled {
+            tokio::time::sleep_until(s.into()).await;
+        }
+        let start = Instant::now();
+        if deadline.is_some_and(|d| start >= d) {
+            break;
+        }
+        let source = next_source(&cfg.socket.bind, turn);
+        let outcome = conn::run(cfg, shared.target, source, &mut scratch).await;
+
+        let mut r = rec.borrow_mut();
+        r.attempted += 1;
+        r.bytes_sent += scratch.sent;
+        r.bytes_received += scratch.received;
+        match outcome {
+            Ok(c) => {
+                r.succeeded += 1;
+                r.record(Metric::Connect, c.connect_ns());
+                for &e in &scratch.echo_ns {
+                    r.record(Metric::Echo, e);
+                }
+                r.record(Metric::Close, c.close_ns());
+                r.record(Metric::Total, c.total_ns(start));
+                if let Some(s) = scheduled {
+                    let from = |t: Instant| t.saturating_duration_since(s).as_nanos() as u64;
+                    r.from_schedule[0].saturating_record(from(c.established).max(1));
+                    r.from_schedule[1].saturating_record(from(c.end).max(1));
+                }
+            }
+            Err(f) => r.record_failure(f),
+        }
+        progress.done.store(r.attempted, Relaxed);
+        progress.failed.store(r.failed, Relaxed);
+    }
+}
+
+fn next_source(bind: &[IpAddr], turn: &Cell<usize>) -> Option<IpAddr> {
+    if bind.is_empty() {
+        return None;
+    }
+    let i = turn.get();
+    turn.set(i.wrapping_add(1));
+    Some(bind[i % bind.len()])
+}

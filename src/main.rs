@@ -1,0 +1,92 @@
+//! `tcpbench`: parse the command line, run, print, exit with a status that tells.
+//!
+//! Exit status: 0 every connection succeeded; 1 some failed (the report is still written);
+//! 2 bad usage; 130 interrupted.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tcpbench::cli::{Cli, Command};
+use tcpbench::config::{RunConfig, ServerConfig, UsageError};
+use tcpbench::report;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    let result = match cli.command {
+        None => run(&cli.run),
+        Some(Command::Run(args)) => run(&args),
+        Some(Command::Serve(args)) => serve(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some();
+            eprintln!("tcpbench: error: {}", one_line(&e));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
+    let cfg = RunConfig::from_args(args)?;
+    let report = tcpbench::run(&cfg, args.quiet)?;
+    print!("{}", report::text::render(&report));
+    if let Some(path) = &args.json {
+        report::json::write(&report, path)?;
+    }
+    if let Some(dir) = &args.hgrm {
+        report::hgrm::write_all(&report, dir)?;
+    }
+    Ok(if report.interrupted {
+        tcpbench::load::control::EXIT_INTERRUPTED as u8
+    } else {
+        report.exit_code() as u8
+    })
+}
+
+fn serve(args: &tcpbench::cli::ServeArgs) -> anyhow::Result<u8> {
+    let cfg = ServerConfig::from_serve_args(args)?;
+    let totals = tcpbench::serve(&cfg, args.duration, |addr| {
+        eprintln!(
+            "tcpbench serve: listening on {addr} (close {}, backlog {})",
+            cfg.close, cfg.backlog
+        );
+    })?;
+    println!(
+        "accepted {} connections, echoed {} B in / {} B out, {} resets",
+        totals.accepted, totals.bytes_in, totals.bytes_out, totals.resets
+    );
+    Ok(0)
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Help and version print as clap prints them; a usage error becomes one line, exit 2.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ");
+    let tip = lines
+        .find(|l| l.starts_with("tip:"))
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    eprintln!("tcpbench: error: {first}{tip}; see tcpbench --help");
+    ExitCode::from(2)
+}

@@ -1,0 +1,165 @@
+//! Parsers for the values people type: durations, address lists and ranges, targets.
+//!
+//! Each returns a message that says what was expected, so clap can name the flag beside it.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Most addresses one `--bind` range may expand to.
+const MAX_RANGE: u128 = 65_536;
+
+/// `500ms`, `4s`, `2m`, `1h30m`. A bare number is refused: its unit would be a guess.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "'{s}' has no unit; write it with one, e.g. {s}s or {s}ms"
+        ));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration like 500ms, 4s or 2m"))
+}
+
+/// A count (`1000`) or a duration (`2s`), as `--warmup` takes.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum CountOrDuration {
+    Count(u64),
+    Duration(Duration),
+}
+
+pub fn count_or_duration(s: &str) -> Result<CountOrDuration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) => Ok(CountOrDuration::Count(n)),
+        Err(_) => duration(s)
+            .map(CountOrDuration::Duration)
+            .map_err(|_| format!("'{s}' is neither a count (1000) nor a duration (2s)")),
+    }
+}
+
+/// A list of addresses and inclusive ranges: `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`.
+pub fn ip_list(s: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!(
+                "empty item in '{s}'; separate addresses with single commas"
+            ));
+        }
+        match part.split_once('-') {
+            None => out.push(ip(part)?),
+            Some((a, b)) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
+        }
+    }
+    Ok(out)
+}
+
+fn ip(s: &str) -> Result<IpAddr, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not an IP address (e.g. 127.0.0.2 or ::1)"))
+}
+
+fn ip_range(a: IpAddr, b: IpAddr) -> Result<Vec<IpAddr>, String> {
+    let (lo, hi, v4) = match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, true),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), false),
+        _ => return Err(format!("range {a}-{b} mixes IPv4 and IPv6")),
+    };
+    if hi < lo {
+        return Err(format!(
+            "range {a}-{b} runs backwards; write the lower address first"
+        ));
+    }
+    if hi - lo >= MAX_RANGE {
+        return Err(format!("range {a}-{b} has more than {MAX_RANGE} addresses"));
+    }
+    Ok((lo..=hi)
+        .map(|n| match v4 {
+            true => IpAddr::from((n as u32).to_be_bytes()),
+            false => IpAddr::from(n.to_be_bytes()),
+        })
+        .collect())
+}
+
+/// `HOST:PORT`, resolved once; the first address wins.
+pub fn target(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !s.contains(':') {
+        return Err(format!(
+            "'{s}' has no port; write HOST:PORT, e.g. 127.0.0.1:8888"
+        ));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{s}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
+/// `ADDR:PORT` for `--listen`; a bare port means 127.0.0.1.
+pub fn listen(s: &str) -> Result<SocketAddr, String> {
+    match s.parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => target(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("4s"), Ok(Duration::from_secs(4)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("10").unwrap_err().contains("no unit"));
+        assert!(duration("fast").is_err());
+    }
+
+    #[test]
+    fn warmup_forms() {
+        assert_eq!(count_or_duration("1000"), Ok(CountOrDuration::Count(1000)));
+        assert_eq!(
+            count_or_duration("2s"),
+            Ok(CountOrDuration::Duration(Duration::from_secs(2)))
+        );
+        assert!(count_or_duration("x").is_err());
+    }
+
+    #[test]
+    fn ip_lists_and_ranges() {
+        let v = ip_list("127.0.0.2-127.0.0.4,127.0.0.9").unwrap();
+        let want: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.9"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(v, want);
+        assert_eq!(ip_list("::1-::2").unwrap().len(), 2);
+        assert_eq!(ip_list("127.0.0.255-127.0.1.0").unwrap().len(), 2);
+        assert!(
+            ip_list("127.0.0.9-127.0.0.2")
+                .unwrap_err()
+                .contains("backwards")
+        );
+        assert!(ip_list("127.0.0.1-::1").unwrap_err().contains("mixes"));
+        assert!(
+            ip_list("10.0.0.0-10.255.255.255")
+                .unwrap_err()
+                .contains("more than")
+        );
+        assert!(ip_list("127.0.0.1,,127.0.0.2").is_err());
+        assert!(ip_list("localhost").is_err());
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(target("127.0.0.1:80").unwrap().port(), 80);
+        assert_eq!(target("[::1]:81").unwrap().port(), 81);
+        assert!(target("localhost:82").unwrap().ip().is_loopback());
+        assert!(target("127.0.0.1").unwrap_err().contains("no port"));
+        assert_eq!(
+            listen("9000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9000))
+        );
+    }
+}

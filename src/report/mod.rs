@@ -1,0 +1,248 @@
+//! The `Report`: everything a run measured, as one serde value. Renderers (text, JSON, .hgrm)
+//! are small functions of it, testable from a hand-made report.
+
+pub mod hdr;
+pub mod hgrm;
+pub mod json;
+pub mod text;
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::environment::Environment;
+use crate::load::error::{ErrorKind, Phase};
+use crate::server::ServerTotals;
+use crate::stats::{Metric, Recorder};
+pub use hdr::Hdr;
+
+/// The schema name written into every report; bump on incompatible changes.
+pub const SCHEMA: &str = "tcpbench.report.v1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    /// tcpbench's version.
+    pub version: String,
+    /// When the measured part began, RFC 3339 (UTC).
+    pub started_at: String,
+    /// Length of the measured part, in seconds.
+    pub duration_s: f64,
+    /// Every resolved client and server option.
+    pub config: RunConfig,
+    /// The address actually loaded (the embedded server's kernel-chosen port included).
+    pub target_addr: SocketAddr,
+    pub environment: Environment,
+    pub totals: Totals,
+    /// Successful connections per second over the measured part.
+    pub rate_cps: f64,
+    pub errors: Vec<ErrorCount>,
+    /// A signal ended the run early: the figures cover what was done until then.
+    pub interrupted: bool,
+    pub latency: Latency,
+    /// Open loop only: latency from each connection's scheduled start (coordinated omission
+    /// corrected, as wrk2 reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_from_schedule: Option<ScheduledLatency>,
+    /// The embedded server's own counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerTotals>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// Failures of one phase and kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub phase: Phase,
+    pub kind: ErrorKind,
+    /// The errno's symbolic name, when the kernel gave one.
+    pub errno: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Latency {
+    pub connect: PhaseStats,
+    pub echo: PhaseStats,
+    pub close: PhaseStats,
+    pub total: PhaseStats,
+}
+
+impl Latency {
+    pub fn get(&self, m: Metric) -> &PhaseStats {
+        match m {
+            Metric::Connect => &self.connect,
+            Metric::Echo => &self.echo,
+            Metric::Close => &self.close,
+            Metric::Total => &self.total,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScheduledLatency {
+    pub connect: PhaseStats,
+    pub total: PhaseStats,
+}
+
+/// One phase's distribution: percentiles for people, `hdr` for tools.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PhaseStats {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// The histogram (values in ns), HdrHistogram compressed V2, base64.
+    pub hdr: Hdr,
+}
+
+impl PhaseStats {
+    pub fn from_histogram(h: &Histogram<u64>) -> PhaseStats {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let q = |q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                us(h.value_at_quantile(q))
+            }
+        };
+        PhaseStats {
+            count: h.len(),
+            min_us: if h.is_empty() { 0.0 } else { us(h.min()) },
+            mean_us: h.mean() / 1000.0,
+            p50_us: q(0.50),
+            p90_us: q(0.90),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
+            hdr: Hdr(h.clone()),
+        }
+    }
+}
+
+/// The measured inputs of a report, gathered by `run`.
+pub struct Measured {
+    pub recorder: Recorder,
+    pub started_at: SystemTime,
+    pub duration_s: f64,
+    pub interrupted: bool,
+    pub target_addr: SocketAddr,
+    pub server: Option<ServerTotals>,
+    pub environment: Environment,
+}
+
+impl Report {
+    pub fn build(config: &RunConfig, m: Measured) -> Report {
+        let r = &m.recorder;
+        let stats = |metric| PhaseStats::from_histogram(r.histogram(metric));
+        let errors = r
+            .errors
+            .iter()
+            .map(|(f, &count)| ErrorCount {
+                phase: f.phase,
+                kind: f.kind,
+                errno: f.errno_name(),
+                count,
+            })
+            .collect();
+        Report {
+            schema: SCHEMA.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: humantime::format_rfc3339_millis(m.started_at).to_string(),
+            duration_s: m.duration_s,
+            config: config.clone(),
+            target_addr: m.target_addr,
+            environment: m.environment,
+            totals: Totals {
+                attempted: r.attempted,
+                succeeded: r.succeeded,
+                failed: r.failed,
+                bytes_sent: r.bytes_sent,
+                bytes_received: r.bytes_received,
+            },
+            rate_cps: if m.duration_s > 0.0 {
+                r.succeeded as f64 / m.duration_s
+            } else {
+                0.0
+            },
+            errors,
+            interrupted: m.interrupted,
+            latency: Latency {
+                connect: stats(Metric::Connect),
+                echo: stats(Metric::Echo),
+                close: stats(Metric::Close),
+                total: stats(Metric::Total),
+            },
+            latency_from_schedule: config.load.rate().map(|_| ScheduledLatency {
+                connect: PhaseStats::from_histogram(&r.from_schedule[0]),
+                total: PhaseStats::from_histogram(&r.from_schedule[1]),
+            }),
+            server: m.server,
+        }
+    }
+
+    /// 0 when every connection succeeded, 1 when any failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.totals.failed == 0 { 0 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! A hand-made report for renderer tests.
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::load::error::Failure;
+    use clap::Parser;
+
+    pub fn report() -> Report {
+        let cli = Cli::parse_from(["tcpbench", "run", "--conns", "3"]);
+        let Some(Command::Run(args)) = cli.command else {
+            unreachable!()
+        };
+        let cfg = RunConfig::from_args(&args).unwrap();
+        let mut rec = Recorder::default();
+        for (i, ns) in [20_000u64, 30_000, 40_000].into_iter().enumerate() {
+            rec.attempted += 1;
+            rec.succeeded += 1;
+            rec.record(Metric::Connect, ns);
+            rec.record(Metric::Echo, ns * 2);
+            rec.record(Metric::Close, ns * 3);
+            rec.record(Metric::Total, ns * 6 + i as u64);
+        }
+        rec.attempted += 1;
+        rec.record_failure(Failure::from_io(
+            Phase::Connect,
+            &std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        ));
+        rec.bytes_sent = 192;
+        rec.bytes_received = 192;
+        Report::build(
+            &cfg,
+            Measured {
+                recorder: rec,
+                started_at: SystemTime::UNIX_EPOCH,
+                duration_s: 0.5,
+                interrupted: false,
+                target_addr: "127.0.0.1:4000".parse().unwrap(),
+                server: None,
+                environment: Environment::default(),
+            },
+        )
+    }
+}

@@ -1,0 +1,169 @@
+//! The terminal summary.
+
+use std::fmt::Write;
+
+use super::{PhaseStats, Report};
+use crate::config::{LoadModel, Target};
+use crate::stats::Metric;
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", config_line(r));
+    let t = &r.totals;
+    let _ = writeln!(
+        out,
+        "{} attempted, {} succeeded, {} failed in {:.3} s: {:.0} conn/s; {} B sent, {} B received{}",
+        t.attempted,
+        t.succeeded,
+        t.failed,
+        r.duration_s,
+        r.rate_cps,
+        t.bytes_sent,
+        t.bytes_received,
+        if r.interrupted {
+            " (INTERRUPTED: partial figures)"
+        } else {
+            ""
+        },
+    );
+    out.push('\n');
+    let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
+        .iter()
+        .map(|&m| (m.name(), r.latency.get(m)))
+        .collect();
+    table(&mut out, "latency (µs)", &rows);
+    if let Some(s) = &r.latency_from_schedule {
+        out.push('\n');
+        table(
+            &mut out,
+            "from scheduled start (µs)",
+            &[("connect", &s.connect), ("total", &s.total)],
+        );
+    }
+    out.push('\n');
+    if r.errors.is_empty() {
+        let _ = writeln!(out, "errors: none");
+    } else {
+        let _ = writeln!(out, "errors:");
+        for e in &r.errors {
+            let errno = e
+                .errno
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:<22} at {}{}",
+                e.count,
+                e.kind.as_str(),
+                e.phase,
+                errno
+            );
+        }
+    }
+    if let Some(s) = &r.server {
+        let _ = writeln!(
+            out,
+            "server: {} accepted, {} B in, {} B out, {} resets",
+            s.accepted, s.bytes_in, s.bytes_out, s.resets
+        );
+    }
+    out
+}
+
+fn config_line(r: &Report) -> String {
+    let c = &r.config;
+    let load = match c.load {
+        LoadModel::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
+        LoadModel::Open { rate, concurrency } => {
+            format!("open loop at {rate} conn/s, up to {concurrency} in flight")
+        }
+    };
+    let bound = match (c.bounds.conns, c.bounds.duration) {
+        (Some(n), None) => format!("{n} conns"),
+        (None, Some(d)) => humantime::format_duration(d).to_string(),
+        (Some(n), Some(d)) => format!("{n} conns or {}", humantime::format_duration(d)),
+        (None, None) => "unbounded".into(),
+    };
+    let server = match &c.target {
+        Target::Embedded(s) => format!(
+            "embedded server {} (close {}, backlog {}, {} worker{})",
+            r.target_addr,
+            s.close,
+            s.backlog,
+            s.workers,
+            if s.workers == 1 { "" } else { "s" }
+        ),
+        Target::External(_) => format!("target {}", r.target_addr),
+    };
+    format!(
+        "tcpbench {}: {bound}, {load}, {} thread{}, {} B x {} request{}, close {} -> {server}",
+        r.version,
+        c.threads,
+        if c.threads == 1 { "" } else { "s" },
+        c.payload,
+        c.requests,
+        if c.requests == 1 { "" } else { "s" },
+        c.socket.close,
+    )
+}
+
+fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)]) {
+    let _ = writeln!(
+        out,
+        "{:<26}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        title, "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    for (name, s) in rows {
+        let _ = writeln!(
+            out,
+            "  {:<24}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            s.count,
+            us(s.min_us),
+            us(s.p50_us),
+            us(s.p90_us),
+            us(s.p99_us),
+            us(s.p999_us),
+            us(s.max_us),
+            us(s.mean_us)
+        );
+    }
+}
+
+/// Microseconds with one decimal below 10 ms, whole above.
+fn us(v: f64) -> String {
+    if v < 10_000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn summary_has_totals_table_and_errors() {
+        let text = render(&fixture::report());
+        assert!(
+            text.contains("4 attempted, 3 succeeded, 1 failed"),
+            "{text}"
+        );
+        assert!(text.contains("6 conn/s"), "{text}");
+        let connect = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("connect"))
+            .unwrap();
+        let cols: Vec<&str> = connect.split_whitespace().collect();
+        assert_eq!(cols[1], "3");
+        assert_eq!(cols[2], "20.0", "min of 20, 30, 40 µs");
+        assert!(
+            text.contains("refused") && text.contains("ECONNREFUSED"),
+            "{text}"
+        );
+        assert!(text.contains("close client -> embedded server"), "{text}");
+    }
+}

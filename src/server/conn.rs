@@ -1,0 +1,110 @@
+//! One accepted connection: echo, then close the way the policy says.
+
+use std::io;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{Counters, Worker};
+use crate::config::ServerClose;
+use crate::sockopt;
+
+const BUF: usize = 16 * 1024;
+
+/// Why the echo loop ended.
+enum End {
+    /// The client sent its FIN.
+    PeerFin,
+    /// The policy's first message was echoed (`first`, `rst`).
+    Policy,
+    /// The connection failed, was idle too long or sent too much: just close it.
+    Drop,
+}
+
+pub(super) async fn serve(mut stream: TcpStream, w: &Worker) {
+    let cfg = &*w.cfg;
+    if sockopt::accepted(&stream, cfg).is_err() {
+        return;
+    }
+    let mut buf = w.buffers.borrow_mut().pop().unwrap_or_else(|| vec![0; BUF]);
+    let end = echo(&mut stream, w, &mut buf).await;
+    if matches!(end, End::PeerFin) && cfg.farewell > 0 {
+        farewell(&mut stream, w, &mut buf).await;
+    }
+    w.buffers.borrow_mut().push(buf);
+
+    let abortive = cfg.close == ServerClose::Rst && !matches!(end, End::Drop);
+    if abortive {
+        let _ = sockopt::set_abortive(&stream);
+    } else if sockopt::close_blocks(cfg.linger) {
+        let _ = sockopt::close_lingering(stream).await;
+        return;
+    }
+    drop(stream);
+}
+
+async fn echo(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) -> End {
+    let cfg = &*w.cfg;
+    let close_after = match cfg.close {
+        ServerClose::Wait => None,
+        ServerClose::First | ServerClose::Rst => Some(cfg.close_after),
+    };
+    if close_after == Some(Some(0)) {
+        return End::Policy;
+    }
+    let mut echoed = 0u64;
+    loop {
+        let read = match cfg.idle_timeout {
+            None => stream.read(buf).await,
+            Some(idle) => match tokio::time::timeout(idle, stream.read(buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    Counters::add(&w.counters.idle_timeouts, 1);
+                    return End::Drop;
+                }
+            },
+        };
+        let n = match read {
+            Ok(0) => return End::PeerFin,
+            Ok(n) => n,
+            Err(e) => return failed(w, &e),
+        };
+        Counters::add(&w.counters.bytes_in, n as u64);
+        if let Err(e) = stream.write_all(&buf[..n]).await {
+            return failed(w, &e);
+        }
+        Counters::add(&w.counters.bytes_out, n as u64);
+        echoed += n as u64;
+        if cfg.max_payload.is_some_and(|max| echoed > max) {
+            Counters::add(&w.counters.over_limit, 1);
+            return End::Drop;
+        }
+        match close_after {
+            Some(None) => return End::Policy,
+            Some(Some(limit)) if echoed >= limit => return End::Policy,
+            _ => {}
+        }
+    }
+}
+
+/// The seed's last words: bytes after the client's FIN, before the server's own FIN.
+async fn farewell(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) {
+    let mut left = w.cfg.farewell;
+    buf.fill(b'z');
+    while left > 0 {
+        let n = left.min(buf.len());
+        if let Err(e) = stream.write_all(&buf[..n]).await {
+            failed(w, &e);
+            return;
+        }
+        Counters::add(&w.counters.bytes_out, n as u64);
+        left -= n;
+    }
+}
+
+fn failed(w: &Worker, e: &io::Error) -> End {
+    if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) {
+        Counters::add(&w.counters.resets, 1);
+    }
+    End::Drop
+}

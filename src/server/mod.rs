@@ -1,0 +1,219 @@
+//! The echo server: `tcpbench serve`, and the server `run` embeds when no `--target` is given.
+//!
+//! Each worker is an OS thread with its own single-threaded runtime, so the server never
+//! competes with the load generator's runtimes for a scheduler. Workers share one listener, or
+//! with SO_REUSEPORT each has its own on the same port.
+
+mod conn;
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::ServerConfig;
+use crate::sockopt;
+
+/// How long a stopping server waits for connections still being served.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// A running echo server; [`EchoServer::stop`] ends it.
+pub struct EchoServer {
+    addr: SocketAddr,
+    /// Sends `true` once to stop every worker's accept loop; workers watch it.
+    shutdown: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<Counters>>,
+}
+
+/// One worker's counters, on a cache line of their own; written by that worker only.
+#[derive(Default, Debug)]
+#[repr(align(64))]
+pub struct Counters {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    resets: AtomicU64,
+    idle_timeouts: AtomicU64,
+    over_limit: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// What the server saw, summed over its workers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotals {
+    pub accepted: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Connections the peer reset (ECONNRESET/EPIPE seen by the server).
+    pub resets: u64,
+    pub idle_timeouts: u64,
+    /// Connections closed for sending more than --max-payload.
+    pub over_limit: u64,
+    pub accept_errors: u64,
+}
+
+/// What every connection of one worker shares.
+struct Worker {
+    cfg: Arc<ServerConfig>,
+    counters: Arc<Counters>,
+    /// Caps connections served at once, across workers (`--max-conns`).
+    limit: Option<Arc<Semaphore>>,
+    /// Read buffers reused across connections, so a connection allocates none.
+    buffers: RefCell<Vec<Vec<u8>>>,
+}
+
+impl EchoServer {
+    /// Binds and starts the workers; returns once the server accepts connections.
+    pub fn start(cfg: ServerConfig) -> io::Result<EchoServer> {
+        let first = sockopt::listener(&cfg)?;
+        let addr = first
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an inet socket"))?;
+        let mut listeners = Vec::with_capacity(cfg.workers);
+        for _ in 1..cfg.workers {
+            listeners.push(if cfg.reuseport {
+                sockopt::listener(&ServerConfig {
+                    listen: addr,
+                    ..cfg.clone()
+                })?
+            } else {
+                first.try_clone()?
+            });
+        }
+        listeners.insert(0, first);
+
+        let (shutdown, watcher) = watch::channel(false);
+        let limit = cfg.max_conns.map(|n| Arc::new(Semaphore::new(n)));
+        let cfg = Arc::new(cfg);
+        let mut server = EchoServer {
+            addr,
+            shutdown,
+            threads: Vec::new(),
+            counters: Vec::new(),
+        };
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let counters = Arc::new(Counters::default());
+            server.counters.push(counters.clone());
+            let (cfg, limit, watcher) = (cfg.clone(), limit.clone(), watcher.clone());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let thread = std::thread::Builder::new()
+                .name(format!("tcpbench-srv-{i}"))
+                .spawn(move || {
+                    let local = tokio::task::LocalSet::new();
+                    let worker = Rc::new(Worker {
+                        cfg,
+                        counters,
+                        limit,
+                        buffers: RefCell::new(Vec::new()),
+                    });
+                    local.block_on(&rt, async move {
+                        match TcpListener::from_std(listener.into()) {
+                            Ok(l) => accept_loop(l, worker, watcher).await,
+                            Err(e) => eprintln!("tcpbench: server worker {i}: {e}"),
+                        }
+                    });
+                })?;
+            server.threads.push(thread);
+        }
+        Ok(server)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The counters so far, summed over workers.
+    pub fn totals(&self) -> ServerTotals {
+        let sum =
+            |f: fn(&Counters) -> &AtomicU64| self.counters.iter().map(|c| f(c).load(Relaxed)).sum();
+        ServerTotals {
+            accepted: sum(|c| &c.accepted),
+            bytes_in: sum(|c| &c.bytes_in),
+            bytes_out: sum(|c| &c.bytes_out),
+            resets: sum(|c| &c.resets),
+            idle_timeouts: sum(|c| &c.idle_timeouts),
+            over_limit: sum(|c| &c.over_limit),
+            accept_errors: sum(|c| &c.accept_errors),
+        }
+    }
+
+    /// Stops accepting, gives connections in service a moment to finish, and joins the workers.
+    pub fn stop(mut self) -> ServerTotals {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.totals()
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    worker: Rc<Worker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = match &worker.limit {
+            None => None,
+            Some(sem) => tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                p = sem.clone().acquire_owned() => p.ok(),
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                Counters::add(&worker.counters.accepted, 1);
+                Counters::add(&worker.counters.active, 1);
+                let worker = worker.clone();
+                tokio::task::spawn_local(async move {
+                    conn::serve(stream, &worker).await;
+                    worker.counters.active.fetch_sub(1, Relaxed);
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                Counters::add(&worker.counters.accept_errors, 1);
+                // Out of descriptors: back off instead of spinning on a ready listener.
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let until = Instant::now() + GRACE;
+    while worker.counters.active.load(Relaxed) > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,111 @@
+//! Socket options, set in one place through socket2, with the kernel's caveats.
+//!
+//! - SO_LINGER with a non-zero time makes close() block the calling thread until the data is
+//!   acknowledged or the time runs out, whatever O_NONBLOCK says. Such a close must never run
+//!   on a runtime thread: see [`close_lingering`].
+//! - SO_LINGER 0 makes close() send an RST and skip TIME_WAIT (an abortive close).
+//! - tokio's own `TcpListener::bind` turns SO_REUSEADDR on silently; listeners are built here so
+//!   the flag is what the user asked for.
+//! - IP_BIND_ADDRESS_NO_PORT (Linux ≥ 4.2) lets a socket bound to a source address pick its
+//!   port at connect() time, per 4-tuple, instead of at bind() time from a range shared by all.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::config::{ClientSocket, ServerConfig};
+
+/// A new non-blocking client socket with the configured options, bound to `source` if given.
+pub fn client_socket(
+    target: &SocketAddr,
+    opts: &ClientSocket,
+    source: Option<IpAddr>,
+) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::for_address(*target),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    if opts.reuseaddr {
+        sock.set_reuse_address(true)?;
+    }
+    if opts.nodelay {
+        sock.set_tcp_nodelay(true)?;
+    }
+    if opts.linger.is_some() {
+        sock.set_linger(opts.linger)?;
+    }
+    if let Some(ip) = source {
+        set_bind_address_no_port(&sock)?;
+        sock.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    Ok(sock)
+}
+
+/// A listening, non-blocking socket for the echo server.
+pub fn listener(cfg: &ServerConfig) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::for_address(cfg.listen),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    sock.set_reuse_address(cfg.reuseaddr)?;
+    if cfg.reuseport {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&cfg.listen.into())?;
+    sock.listen(i32::try_from(cfg.backlog).unwrap_or(i32::MAX))?;
+    Ok(sock)
+}
+
+/// Options the server sets on each accepted socket.
+pub fn accepted(stream: &tokio::net::TcpStream, cfg: &ServerConfig) -> io::Result<()> {
+    let sock = SockRef::from(stream);
+    if cfg.nodelay {
+        sock.set_tcp_nodelay(true)?;
+    }
+    if cfg.linger.is_some() {
+        sock.set_linger(cfg.linger)?;
+    }
+    Ok(())
+}
+
+/// SO_LINGER 0: the next close sends an RST and leaves no TIME_WAIT.
+pub fn set_abortive(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    SockRef::from(stream).set_linger(Some(Duration::ZERO))
+}
+
+/// Whether closing a socket with this SO_LINGER setting can block the closing thread.
+pub fn close_blocks(linger: Option<Duration>) -> bool {
+    linger.is_some_and(|l| !l.is_zero())
+}
+
+/// Closes a socket whose SO_LINGER time is non-zero on the blocking pool, so the runtime
+/// thread goes on while the kernel waits for the peer's acknowledgement.
+pub async fn close_lingering(stream: tokio::net::TcpStream) -> io::Result<()> {
+    let std = stream.into_std()?;
+    tokio::task::spawn_blocking(move || drop(std))
+        .await
+        .map_err(io::Error::other)
+}
+
+fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid fd, a pointer to a c_int and its size, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
