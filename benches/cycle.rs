@@ -1,1 +1,53 @@
-fn main() {}
+//! One full connection cycle on loopback (socket, handshake, one 64-byte echo, close) per
+//! close mode, against the embedded echo server on its own thread.
+//!
+//!     cargo bench --bench cycle
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tcpbench::cli::{Cli, Command};
+use tcpbench::config::{RunConfig, Target};
+use tcpbench::load::conn::{self, Scratch};
+use tcpbench::server::EchoServer;
+
+use clap::Parser;
+
+fn config(flags: &[&str]) -> RunConfig {
+    let argv = ["tcpbench", "run"].iter().chain(flags);
+    let Some(Command::Run(args)) = Cli::parse_from(argv).command else {
+        unreachable!()
+    };
+    RunConfig::from_args(&args).expect("valid flags")
+}
+
+fn cycles(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("cycle");
+    for (name, flags) in [
+        ("client_close", &["--close", "client"][..]),
+        ("server_close", &["--close", "server"][..]),
+        ("rst_close", &["--close", "rst"][..]),
+        ("connect_close", &["--requests", "0"][..]),
+    ] {
+        let cfg = config(flags);
+        let Target::Embedded(server_cfg) = &cfg.target else {
+            unreachable!()
+        };
+        let server = EchoServer::start(server_cfg.clone()).expect("server starts");
+        let target = server.local_addr();
+        let mut scratch = Scratch::new(&cfg);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(conn::run(&cfg, target, None, &mut scratch))
+                    .expect("cycle succeeds")
+            })
+        });
+        server.stop();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, cycles);
+criterion_main!(benches);

@@ -2,7 +2,7 @@
 //!
 //! `tcpbench [run flags]` and `tcpbench run [run flags]` are the same command.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,7 +97,7 @@ pub struct RunArgs {
     /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
     /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.
     #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
-    pub bind: Option<Vec<IpAddr>>,
+    pub bind: Option<parse::IpList>,
 
     /// Client threads, each with its own single-threaded runtime [default: min(CPUs, C)].
     #[arg(long, value_name = "N")]

@@ -350,7 +350,7 @@ impl RunConfig {
             Target::External(addr) => addr.ip(),
             Target::Embedded(s) => s.listen.ip(),
         };
-        let bind = a.bind.clone().unwrap_or_default();
+        let bind = a.bind.clone().map(|l| l.0).unwrap_or_default();
         if let Some(ip) = bind.iter().find(|ip| ip.is_ipv4() != target_ip.is_ipv4()) {
             return usage(format!(
                 "--bind {ip} is not of the target's address family ({target_ip}); bind addresses of the same family"

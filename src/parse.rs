@@ -35,8 +35,12 @@ pub fn count_or_duration(s: &str) -> Result<CountOrDuration, String> {
     }
 }
 
+/// Addresses from one `--bind` value (a newtype, so clap keeps the value whole).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpList(pub Vec<IpAddr>);
+
 /// A list of addresses and inclusive ranges: `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`.
-pub fn ip_list(s: &str) -> Result<Vec<IpAddr>, String> {
+pub fn ip_list(s: &str) -> Result<IpList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
         if part.is_empty() {
@@ -49,7 +53,7 @@ pub fn ip_list(s: &str) -> Result<Vec<IpAddr>, String> {
             Some((a, b)) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
         }
     }
-    Ok(out)
+    Ok(IpList(out))
 }
 
 fn ip(s: &str) -> Result<IpAddr, String> {
@@ -128,14 +132,14 @@ mod tests {
 
     #[test]
     fn ip_lists_and_ranges() {
-        let v = ip_list("127.0.0.2-127.0.0.4,127.0.0.9").unwrap();
+        let v = ip_list("127.0.0.2-127.0.0.4,127.0.0.9").unwrap().0;
         let want: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.9"]
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(v, want);
-        assert_eq!(ip_list("::1-::2").unwrap().len(), 2);
-        assert_eq!(ip_list("127.0.0.255-127.0.1.0").unwrap().len(), 2);
+        assert_eq!(ip_list("::1-::2").unwrap().0.len(), 2);
+        assert_eq!(ip_list("127.0.0.255-127.0.1.0").unwrap().0.len(), 2);
         assert!(
             ip_list("127.0.0.9-127.0.0.2")
                 .unwrap_err()

@@ -1,0 +1,199 @@
+//! The binary as a user meets it: exit codes, one-line errors, files written, signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{bin, heavy};
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    for (args, names) in [
+        (vec!["--conns", "abc"], "--conns"),
+        (vec!["--duration", "10"], "10s"),
+        (
+            vec!["--close", "server", "--server-close", "wait"],
+            "--server-close first",
+        ),
+        (vec!["--bind", "127.0.0.9-127.0.0.2"], "backwards"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["--target", "127.0.0.1:1", "--server-backlog", "5"],
+            "--target",
+        ),
+        (vec!["--concurrency", "0"], "--concurrency"),
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {err}"
+        );
+        assert!(err.contains(names), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn refused_connections_are_counted_and_exit_1() {
+    let _guard = heavy();
+    // A bound socket that does not listen: the kernel answers SYNs with RST, and nobody else
+    // can take the port while we hold it.
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let addr = holder.local_addr().unwrap().as_socket().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = bin()
+        .args([
+            "--target",
+            &addr.to_string(),
+            "--conns",
+            "300",
+            "-q",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["totals"]["failed"], 300);
+    assert_eq!(r["totals"]["succeeded"], 0);
+    assert_eq!(r["errors"][0]["kind"], "refused");
+    assert_eq!(r["errors"][0]["errno"], "ECONNREFUSED");
+    assert_eq!(r["errors"][0]["phase"], "connect");
+    assert_eq!(
+        r["latency"]["connect"]["count"], 0,
+        "failures stay out of the histograms"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refused") && text.contains("300 failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_and_hgrm_files_are_written() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["--conns", "1000", "-q", "--close", "server", "--json"])
+        .arg(dir.path().join("r.json"))
+        .arg("--hgrm")
+        .arg(dir.path().join("hgrm"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["schema"], "tcpbench.report.v1");
+    assert_eq!(r["totals"]["succeeded"], 1000);
+    assert_eq!(r["config"]["socket"]["close"], "server");
+    assert!(r["environment"]["cpus"].as_u64().unwrap() >= 1);
+    for phase in ["connect", "echo", "close", "total"] {
+        assert_eq!(r["latency"][phase]["count"], 1000, "{phase}");
+        let hgrm = std::fs::read_to_string(dir.path().join(format!("hgrm/{phase}.hgrm"))).unwrap();
+        assert!(
+            hgrm.contains("Total count    =         1000"),
+            "{phase}: {hgrm}"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn sigint_writes_a_partial_report() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = bin()
+        .args(["--duration", "20s", "--concurrency", "4", "-q", "--json"])
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signalling the child we spawned, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("no exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    let t = &r["totals"];
+    assert!(t["attempted"].as_u64().unwrap() > 0);
+    assert_eq!(
+        t["attempted"].as_u64(),
+        Some(t["succeeded"].as_u64().unwrap() + t["failed"].as_u64().unwrap())
+    );
+    assert!(r["duration_s"].as_f64().unwrap() < 19.0, "stopped early");
+}
+
+#[test]
+fn serve_counts_what_a_run_sent() {
+    let _guard = heavy();
+    let mut server = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--duration", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .expect(&line)
+        .to_string();
+    let out = bin()
+        .args(["--target", &addr, "--conns", "700", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // SAFETY: signalling the child we spawned, by its pid.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let done = server.wait_with_output().unwrap();
+    assert!(done.status.success());
+    let summary = String::from_utf8_lossy(&done.stdout);
+    assert!(summary.contains("accepted 700 connections"), "{summary}");
+    assert!(
+        summary.contains(&format!("echoed {} B in", 700 * 64)),
+        "{summary}"
+    );
+    drop(TcpListener::bind("127.0.0.1:0"));
+}

@@ -1,0 +1,192 @@
+//! `run` in-process against the embedded server (port 0) and an external one: counts, bytes
+//! and histograms must agree with what was asked for and with what the server saw.
+
+mod common;
+
+use common::{config, heavy};
+use tcpbench::config::{ServerClose, ServerConfig};
+use tcpbench::report::Report;
+use tcpbench::server::EchoServer;
+
+fn run(flags: &[&str]) -> Report {
+    let _guard = heavy();
+    tcpbench::run(&config(flags), true).expect("run completes")
+}
+
+/// Every connection succeeded, every phase counted each one, every byte came back.
+fn assert_clean(r: &Report, conns: u64, requests: u64) {
+    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
+    assert_eq!(r.totals.attempted, conns);
+    assert_eq!(r.totals.succeeded, conns);
+    assert_eq!(r.totals.failed, 0);
+    assert_eq!(r.latency.connect.count, conns);
+    assert_eq!(r.latency.echo.count, conns * requests);
+    assert_eq!(r.latency.close.count, conns);
+    assert_eq!(r.latency.total.count, conns);
+    // The histogram inside the report holds the same count as its summary.
+    assert_eq!(r.latency.total.hdr.0.len(), conns);
+    let payload = r.config.payload as u64;
+    assert_eq!(r.totals.bytes_sent, conns * requests * payload);
+    let server = r.server.as_ref().expect("embedded server counters");
+    assert_eq!(server.accepted, conns);
+    assert_eq!(
+        server.bytes_in, r.totals.bytes_sent,
+        "server read what the client sent"
+    );
+    assert!(r.rate_cps > 0.0 && !r.interrupted);
+}
+
+#[test]
+fn client_close_echoes_everything() {
+    let r = run(&["--conns", "2000", "--close", "client"]);
+    assert_clean(&r, 2000, 1);
+    assert_eq!(r.totals.bytes_received, r.totals.bytes_sent);
+    assert_eq!(r.config.socket.close.to_string(), "client");
+}
+
+#[test]
+fn server_close_is_served_by_first_policy() {
+    let r = run(&["--conns", "2000", "--close", "server", "--requests", "2"]);
+    assert_clean(&r, 2000, 2);
+    assert_eq!(r.totals.bytes_received, r.totals.bytes_sent);
+    let tcpbench::config::Target::Embedded(s) = &r.config.target else {
+        panic!("embedded")
+    };
+    assert_eq!(s.close, ServerClose::First);
+    assert_eq!(
+        s.close_after,
+        Some(128),
+        "the server closes after all the client sends"
+    );
+}
+
+#[test]
+fn rst_close_resets_the_server_side() {
+    let r = run(&["--conns", "2000", "--close", "rst"]);
+    assert_clean(&r, 2000, 1);
+    // The server was still reading when the client's RST arrived: it saw every reset.
+    assert_eq!(r.server.as_ref().unwrap().resets, 2000);
+}
+
+#[test]
+fn farewell_bytes_arrive_after_the_clients_fin() {
+    let r = run(&[
+        "--conns",
+        "1000",
+        "--server-farewell",
+        "5",
+        "--payload",
+        "10",
+    ]);
+    assert_clean(&r, 1000, 1);
+    assert_eq!(r.totals.bytes_received, r.totals.bytes_sent + 5 * 1000);
+    assert_eq!(
+        r.server.as_ref().unwrap().bytes_out,
+        r.totals.bytes_received
+    );
+}
+
+#[test]
+fn connect_only_sends_nothing() {
+    let r = run(&["--conns", "1000", "--requests", "0"]);
+    assert_clean(&r, 1000, 0);
+    assert_eq!(r.totals.bytes_received, 0);
+}
+
+#[test]
+fn large_payloads_and_many_requests_verify() {
+    let r = run(&[
+        "--conns",
+        "200",
+        "--payload",
+        "100000",
+        "--requests",
+        "3",
+        "--concurrency",
+        "8",
+    ]);
+    assert_clean(&r, 200, 3);
+    assert_eq!(r.totals.bytes_received, 200 * 3 * 100_000);
+}
+
+#[test]
+fn open_loop_reports_latency_from_schedule() {
+    let r = run(&["--conns", "500", "--rate", "2000"]);
+    assert_clean(&r, 500, 1);
+    // The last connection is scheduled at 499/2000 s: the run cannot be shorter.
+    assert!(r.duration_s >= 0.249, "duration {}", r.duration_s);
+    let s = r.latency_from_schedule.as_ref().expect("open loop has it");
+    assert_eq!(s.total.count, 500);
+    assert!(s.total.max_us >= r.latency.total.min_us);
+}
+
+#[test]
+fn duration_bound_stops_by_itself() {
+    let r = run(&["--duration", "300ms", "--concurrency", "4"]);
+    assert!(r.totals.attempted > 0);
+    assert_eq!(r.totals.succeeded, r.totals.attempted);
+    assert!(
+        r.duration_s >= 0.3 && r.duration_s < 20.0,
+        "duration {}",
+        r.duration_s
+    );
+    assert_eq!(
+        r.config.bounds.conns, None,
+        "--duration alone leaves the count open"
+    );
+}
+
+#[test]
+fn warmup_connections_are_not_counted() {
+    let r = run(&["--conns", "500", "--warmup", "300"]);
+    assert_clean_except_server(&r, 500);
+    assert_eq!(
+        r.server.as_ref().unwrap().accepted,
+        800,
+        "the server saw the warmup too"
+    );
+}
+
+fn assert_clean_except_server(r: &Report, conns: u64) {
+    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
+    assert_eq!(r.totals.succeeded, conns);
+    assert_eq!(r.latency.total.count, conns);
+}
+
+#[test]
+fn external_target_and_source_addresses() {
+    let server = EchoServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let target = server.local_addr().to_string();
+    let r = run(&[
+        "--target",
+        &target,
+        "--conns",
+        "1000",
+        "--bind",
+        "127.0.0.2-127.0.0.3",
+    ]);
+    let totals = server.stop();
+    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
+    assert_eq!(r.totals.succeeded, 1000);
+    assert!(r.server.is_none());
+    assert_eq!(totals.accepted, 1000);
+    assert_eq!(totals.bytes_in, r.totals.bytes_sent);
+}
+
+#[test]
+fn many_server_workers_on_one_listener_or_with_reuseport() {
+    let shared = run(&["--conns", "1000", "--server-workers", "2"]);
+    assert_clean(&shared, 1000, 1);
+    let reuseport = run(&[
+        "--conns",
+        "1000",
+        "--server-workers",
+        "2",
+        "--server-reuseport",
+    ]);
+    assert_clean(&reuseport, 1000, 1);
+}
