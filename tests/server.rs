@@ -1,0 +1,144 @@
+//! The echo server, talked to with raw blocking sockets: what a peer sees, byte for byte.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use tcpbench::config::{ServerClose, ServerConfig};
+use tcpbench::server::EchoServer;
+
+fn start(cfg: ServerConfig) -> EchoServer {
+    EchoServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..cfg
+    })
+    .unwrap()
+}
+
+fn connect(server: &EchoServer) -> TcpStream {
+    let s = TcpStream::connect(server.local_addr()).unwrap();
+    // Bounds every read below: a broken server fails the test instead of hanging it.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_to_end(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).map(|_| v)
+}
+
+#[test]
+fn wait_policy_echoes_until_fin_then_sends_farewell() {
+    let server = start(ServerConfig {
+        farewell: 3,
+        ..ServerConfig::default()
+    });
+    let mut s = connect(&server);
+    s.write_all(b"hello").unwrap();
+    let mut echo = [0u8; 5];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"hello");
+    s.write_all(b"again").unwrap();
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"again");
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        read_to_end(&mut s).unwrap(),
+        b"zzz",
+        "farewell bytes, then the server's FIN"
+    );
+    let t = server.stop();
+    assert_eq!((t.accepted, t.bytes_in, t.bytes_out), (1, 10, 13));
+}
+
+#[test]
+fn first_policy_closes_after_the_first_message() {
+    let server = start(ServerConfig {
+        close: ServerClose::First,
+        close_after: Some(6),
+        ..ServerConfig::default()
+    });
+    let mut s = connect(&server);
+    s.write_all(b"abc").unwrap();
+    s.write_all(b"def").unwrap();
+    // The server closes first: the echo, then EOF without our FIN.
+    assert_eq!(read_to_end(&mut s).unwrap(), b"abcdef");
+    server.stop();
+}
+
+#[test]
+fn rst_policy_resets_after_the_first_message() {
+    let server = start(ServerConfig {
+        close: ServerClose::Rst,
+        close_after: Some(4),
+        ..ServerConfig::default()
+    });
+    let mut s = connect(&server);
+    s.write_all(b"ping").unwrap();
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).unwrap();
+    let mut rest = [0u8; 1];
+    let err = s.read(&mut rest).expect_err("an RST, not a FIN");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    server.stop();
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let server = start(ServerConfig {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ServerConfig::default()
+    });
+    let mut s = connect(&server);
+    assert_eq!(
+        read_to_end(&mut s).unwrap(),
+        b"",
+        "closed by the server while we stayed silent"
+    );
+    assert_eq!(server.stop().idle_timeouts, 1);
+}
+
+#[test]
+fn over_long_connections_are_closed() {
+    let server = start(ServerConfig {
+        max_payload: Some(8),
+        ..ServerConfig::default()
+    });
+    let mut s = connect(&server);
+    s.write_all(b"0123456789").unwrap();
+    let got = read_to_end(&mut s).unwrap_or_default();
+    assert!(got.len() <= 10);
+    assert_eq!(server.stop().over_limit, 1);
+}
+
+#[test]
+fn max_conns_holds_further_connections_in_the_queue() {
+    let server = start(ServerConfig {
+        max_conns: Some(1),
+        ..ServerConfig::default()
+    });
+    let mut first = connect(&server);
+    first.write_all(b"1").unwrap();
+    let mut b = [0u8; 1];
+    first.read_exact(&mut b).unwrap();
+    // The second handshake completes in the kernel's queue, but nobody serves it yet.
+    let mut second = connect(&server);
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    second.write_all(b"2").unwrap();
+    let err = second
+        .read_exact(&mut b)
+        .expect_err("not served while the first is open");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err}"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    second.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"2", "served once the first one closed");
+    assert_eq!(server.stop().accepted, 2);
+}
