@@ -27,6 +27,7 @@ fn cycles(c: &mut Criterion) {
     let mut group = c.benchmark_group("cycle");
     for (name, flags) in [
         ("client_close", &["--close", "client"][..]),
+        ("client_nowait_close", &["--close", "client-nowait"][..]),
         ("server_close", &["--close", "server"][..]),
         ("rst_close", &["--close", "rst"][..]),
         ("connect_close", &["--requests", "0"][..]),
@@ -40,7 +41,7 @@ fn cycles(c: &mut Criterion) {
         let mut scratch = Scratch::new(&cfg);
         group.bench_function(name, |b| {
             b.iter(|| {
-                rt.block_on(conn::run(&cfg, target, None, &mut scratch))
+                rt.block_on(conn::run(&cfg, target, None, None, &mut scratch))
                     .expect("cycle succeeds")
             })
         });

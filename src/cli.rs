@@ -68,8 +68,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub requests: u32,
 
-    /// Who ends each connection: client (client holds TIME_WAIT), server (the server closes
-    /// first and holds TIME_WAIT), rst (SO_LINGER 0: RST, no TIME_WAIT).
+    /// Who ends each connection: client (shutdown, read the server's FIN, close: the client
+    /// holds TIME_WAIT), client-nowait (close at once after the echo), server (the server
+    /// closes first and holds TIME_WAIT), rst (SO_LINGER 0: RST, no TIME_WAIT).
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
     pub close: CloseMode,
 
@@ -99,6 +100,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
     pub bind: Option<parse::IpList>,
 
+    /// How client sockets get local ports: kernel (connect() searches ip_local_port_range),
+    /// explicit (bind each to the next port of --port-range, as netperf), bind-no-port
+    /// (IP_BIND_ADDRESS_NO_PORT: chosen at connect() per 4-tuple).
+    #[arg(long, value_enum, default_value_t = PortArg::Kernel)]
+    pub port_strategy: PortArg,
+
+    /// Ports for --port-strategy explicit, LO-HI [default: 2000-31999, below the ephemeral range].
+    #[arg(long, value_name = "LO-HI", value_parser = parse::port_range)]
+    pub port_range: Option<(u16, u16)>,
+
+    /// Keep each connection open this long after its last echo (e.g. to hold thousands at once).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub hold: Option<Duration>,
+
     /// Client threads, each with its own single-threaded runtime [default: min(CPUs, C)].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -120,6 +135,14 @@ pub struct RunArgs {
 }
 
 /// The embedded server's options (only without --target); they mirror `serve`'s.
+/// `--port-strategy` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortArg {
+    Kernel,
+    Explicit,
+    BindNoPort,
+}
+
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Embedded server")]
 pub struct EmbeddedServerArgs {

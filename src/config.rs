@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub enum CloseMode {
     /// shutdown(SHUT_WR), read to EOF, close: the client closes first and holds TIME_WAIT.
     Client,
+    /// close() right after the last echo, without waiting for the server's FIN (neper's
+    /// tcp_crr, the C reference's crr): the client still closes first and holds TIME_WAIT.
+    ClientNowait,
     /// Wait for the server's FIN, then close: the server closes first and holds TIME_WAIT.
     Server,
     /// SO_LINGER 0, then close: an abortive close (RST), no TIME_WAIT on either side.
@@ -144,6 +147,21 @@ pub struct Bounds {
     pub duration: Option<Duration>,
 }
 
+/// How a client socket gets its local port.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "strategy")]
+pub enum PortStrategy {
+    /// connect() picks an ephemeral port, as real clients do. When TIME_WAIT fills
+    /// ip_local_port_range, that search gets expensive: it shows in connect latency.
+    Kernel,
+    /// bind() each socket to the next port of `lo..=hi` (SO_REUSEADDR), cycling, as netperf
+    /// does: no search at connect(). Ports in use are skipped.
+    Explicit { lo: u16, hi: u16 },
+    /// bind(source, 0) with IP_BIND_ADDRESS_NO_PORT: the port is picked at connect() for the
+    /// whole 4-tuple (what `--bind` uses too).
+    BindNoPort,
+}
+
 /// Options of every client socket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClientSocket {
@@ -154,6 +172,7 @@ pub struct ClientSocket {
     pub nodelay: bool,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub bind: Vec<IpAddr>,
+    pub ports: PortStrategy,
     #[serde(with = "secs")]
     pub connect_timeout: Duration,
     #[serde(with = "secs")]
@@ -170,6 +189,9 @@ pub struct RunConfig {
     pub warmup: Option<Bounds>,
     pub payload: usize,
     pub requests: u32,
+    /// Each connection stays open this long after its last echo, before it closes.
+    #[serde(with = "opt_secs")]
+    pub hold: Option<Duration>,
     pub socket: ClientSocket,
     /// Bytes the server sends after the client's FIN, when known (embedded server).
     pub expect_farewell: Option<usize>,
@@ -356,6 +378,22 @@ impl RunConfig {
                 "--bind {ip} is not of the target's address family ({target_ip}); bind addresses of the same family"
             ));
         }
+        let ports = match (a.port_strategy, a.port_range) {
+            (crate::cli::PortArg::Kernel, None) => PortStrategy::Kernel,
+            (crate::cli::PortArg::BindNoPort, None) => PortStrategy::BindNoPort,
+            (crate::cli::PortArg::Explicit, range) => {
+                let (lo, hi) = range.unwrap_or((2000, 31999));
+                PortStrategy::Explicit { lo, hi }
+            }
+            (_, Some(_)) => return usage("--port-range goes with --port-strategy explicit"),
+        };
+        if matches!(ports, PortStrategy::Explicit { .. })
+            && a.bind.as_ref().is_some_and(|b| b.0.len() > 1)
+        {
+            return usage(
+                "--port-strategy explicit takes one --bind address at most; use bind-no-port to spread over several",
+            );
+        }
         let expect_farewell = match &target {
             Target::Embedded(s) if s.close == ServerClose::Wait => Some(s.farewell),
             _ => None,
@@ -368,12 +406,14 @@ impl RunConfig {
             warmup,
             payload: a.payload,
             requests: a.requests,
+            hold: a.hold.filter(|h| !h.is_zero()),
             socket: ClientSocket {
                 close: a.close,
                 linger: linger_secs(a.linger),
                 reuseaddr: a.reuseaddr,
                 nodelay: a.nodelay,
                 bind,
+                ports,
                 connect_timeout: a.connect_timeout,
                 io_timeout: a.io_timeout,
             },
@@ -389,7 +429,7 @@ impl RunConfig {
     fn embedded_server(a: &crate::cli::RunArgs) -> Result<ServerConfig, UsageError> {
         let s = &a.server;
         let close = s.server_close.unwrap_or(match a.close {
-            CloseMode::Client | CloseMode::Rst => ServerClose::Wait,
+            CloseMode::Client | CloseMode::ClientNowait | CloseMode::Rst => ServerClose::Wait,
             CloseMode::Server => ServerClose::First,
         });
         if a.close == CloseMode::Server && close == ServerClose::Wait {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod environment;
 pub mod load;
+pub mod netio;
 pub mod parse;
 pub mod report;
 pub mod server;

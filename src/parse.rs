@@ -83,6 +83,20 @@ fn ip_range(a: IpAddr, b: IpAddr) -> Result<Vec<IpAddr>, String> {
         .collect())
 }
 
+/// `LO-HI`, an inclusive range of ports, LO ≥ 1.
+pub fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a port range; write LO-HI, e.g. 2000-31999");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
+    if lo == 0 || hi < lo {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
 /// `HOST:PORT`, resolved once; the first address wins.
 pub fn target(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
@@ -153,6 +167,14 @@ mod tests {
         );
         assert!(ip_list("127.0.0.1,,127.0.0.2").is_err());
         assert!(ip_list("localhost").is_err());
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(port_range("2000-31999"), Ok((2000, 31999)));
+        assert!(port_range("0-10").is_err());
+        assert!(port_range("10-5").is_err());
+        assert!(port_range("5").is_err());
     }
 
     #[test]

@@ -15,14 +15,17 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::config::{ClientSocket, ServerConfig};
+use crate::config::{ClientSocket, PortStrategy, ServerConfig};
 
-/// A new non-blocking client socket with the configured options, bound to `source` if given.
-pub fn client_socket(
-    target: &SocketAddr,
-    opts: &ClientSocket,
-    source: Option<IpAddr>,
-) -> io::Result<Socket> {
+/// The local end a client socket binds before connect(); all `None`: the kernel picks.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Local {
+    pub ip: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+/// A new non-blocking client socket with the configured options, bound as `local` says.
+pub fn client_socket(target: &SocketAddr, opts: &ClientSocket, local: Local) -> io::Result<Socket> {
     let sock = Socket::new(
         Domain::for_address(*target),
         Type::STREAM.nonblocking().cloexec(),
@@ -37,9 +40,25 @@ pub fn client_socket(
     if opts.linger.is_some() {
         sock.set_linger(opts.linger)?;
     }
-    if let Some(ip) = source {
-        set_bind_address_no_port(&sock)?;
-        sock.bind(&SocketAddr::new(ip, 0).into())?;
+    let any = || match target {
+        SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
+        SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+    };
+    match (local.port, local.ip, opts.ports) {
+        (Some(port), ip, _) => {
+            // An explicit port may still hold TIME_WAIT from its last use.
+            sock.set_reuse_address(true)?;
+            sock.bind(&SocketAddr::new(ip.unwrap_or_else(any), port).into())?;
+        }
+        (None, Some(ip), _) => {
+            set_bind_address_no_port(&sock)?;
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        (None, None, PortStrategy::BindNoPort) => {
+            set_bind_address_no_port(&sock)?;
+            sock.bind(&SocketAddr::new(any(), 0).into())?;
+        }
+        (None, None, _) => {}
     }
     Ok(sock)
 }

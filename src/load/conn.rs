@@ -2,15 +2,43 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::error::{ErrorKind, Failure, Phase};
-use crate::config::{CloseMode, RunConfig};
-use crate::sockopt;
+use crate::config::{CloseMode, PortStrategy, RunConfig};
+use crate::sockopt::Local;
+
+/// Binds tried before an explicit-port connection gives up (ports held by listeners).
+const PORT_TRIES: u32 = 16;
+
+/// The explicit ports of `--port-strategy explicit`, handed out in turn to all threads.
+pub struct PortCycle {
+    lo: u16,
+    len: u32,
+    next: AtomicU32,
+}
+
+impl PortCycle {
+    pub fn new(ports: PortStrategy) -> Option<PortCycle> {
+        match ports {
+            PortStrategy::Explicit { lo, hi } => Some(PortCycle {
+                lo,
+                len: u32::from(hi - lo) + 1,
+                next: AtomicU32::new(0),
+            }),
+            PortStrategy::Kernel | PortStrategy::BindNoPort => None,
+        }
+    }
+
+    fn next(&self) -> u16 {
+        self.lo + (self.next.fetch_add(1, Relaxed) % self.len) as u16
+    }
+}
+use crate::{netio, sockopt};
 
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
@@ -66,39 +94,35 @@ impl Cycle {
     }
 }
 
-/// Runs one connection against `target`, from `source` when given. `Scratch::echo_ns`,
-/// `sent` and `received` describe it afterwards, whether it succeeded or not.
+/// Runs one connection against `target`, from `source` and a port of `ports` when given.
+/// `Scratch::echo_ns`, `sent` and `received` describe it afterwards, whether it succeeded
+/// or not.
 pub async fn run(
     cfg: &RunConfig,
     target: SocketAddr,
     source: Option<IpAddr>,
+    ports: Option<&PortCycle>,
     s: &mut Scratch,
 ) -> Result<Cycle, Failure> {
     s.echo_ns.clear();
     s.sent = 0;
     s.received = 0;
     let opts = &cfg.socket;
-
-    let sock = sockopt::client_socket(&target, opts, source)
-        .map_err(|e| Failure::from_io(Phase::Connect, &e))?;
-    let connect = Instant::now();
-    let socket = TcpSocket::from_std_stream(sock.into());
-    let mut stream = match timeout(opts.connect_timeout, socket.connect(target)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(Failure::from_io(Phase::Connect, &e)),
-        Err(_) => return Err(Failure::new(Phase::Connect, ErrorKind::ConnectTimeout)),
-    };
+    let (connect, stream) = handshake(target, cfg, source, ports).await?;
     let established = Instant::now();
 
     let mut edge = established;
     for _ in 0..cfg.requests {
-        echo_once(&mut stream, s, opts.io_timeout).await?;
+        echo_once(&stream, s, opts.io_timeout).await?;
         let now = Instant::now();
         s.echo_ns.push(ns(edge, now));
         edge = now;
     }
 
-    let close = edge;
+    if let Some(hold) = cfg.hold {
+        tokio::time::sleep(hold).await;
+    }
+    let close = Instant::now();
     finish(stream, cfg, s).await?;
     Ok(Cycle {
         connect,
@@ -108,24 +132,75 @@ pub async fn run(
     })
 }
 
+/// socket(), connect(): returns when connect() was called, and the established stream.
+///
+/// On loopback a non-blocking connect() usually completes the handshake before it returns
+/// EINPROGRESS; one getpeername() tells, and saves a trip through epoll_wait.
+async fn handshake(
+    target: SocketAddr,
+    cfg: &RunConfig,
+    source: Option<IpAddr>,
+    ports: Option<&PortCycle>,
+) -> Result<(Instant, TcpStream), Failure> {
+    let fail = |e: io::Error| Failure::from_io(Phase::Connect, &e);
+    let mut tries = 1;
+    let sock = loop {
+        let local = Local {
+            ip: source,
+            port: ports.map(PortCycle::next),
+        };
+        match sockopt::client_socket(&target, &cfg.socket, local) {
+            Err(e)
+                if local.port.is_some()
+                    && e.raw_os_error() == Some(libc::EADDRINUSE)
+                    && tries < PORT_TRIES =>
+            {
+                tries += 1
+            }
+            r => break r.map_err(fail)?,
+        }
+    };
+    let connect = Instant::now();
+    let done = match sock.connect(&target.into()) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => netio::connected(&sock),
+        Err(e) => return Err(fail(e)),
+    };
+    let stream = TcpStream::from_std(sock.into()).map_err(fail)?;
+    if !done {
+        match timeout(cfg.socket.connect_timeout, stream.writable()).await {
+            Ok(ready) => ready.map_err(fail)?,
+            Err(_) => return Err(Failure::new(Phase::Connect, ErrorKind::ConnectTimeout)),
+        }
+        if let Some(e) = stream.take_error().map_err(fail)? {
+            return Err(fail(e));
+        }
+    }
+    Ok((connect, stream))
+}
+
 /// Writes the request and reads back exactly as many bytes, which must match.
 async fn echo_once(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     s: &mut Scratch,
     io_timeout: Duration,
 ) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Echo, &e);
     let len = s.request.len();
-    within(io_timeout, Phase::Echo, stream.write_all(&s.request))
+    within(io_timeout, Phase::Echo, netio::send_all(stream, &s.request))
         .await?
         .map_err(fail)?;
     s.sent += len as u64;
     let buf = &mut s.buf[..len];
     let mut got = 0;
     while got < len {
-        let n = within(io_timeout, Phase::Echo, stream.read(&mut buf[got..]))
-            .await?
-            .map_err(fail)?;
+        let n = within(
+            io_timeout,
+            Phase::Echo,
+            netio::recv(stream, &mut buf[got..]),
+        )
+        .await?
+        .map_err(fail)?;
         if n == 0 {
             s.received += got as u64;
             return Err(Failure::new(Phase::Echo, ErrorKind::ShortEcho));
@@ -140,47 +215,65 @@ async fn echo_once(
 }
 
 /// The close sequence of the configured mode.
-async fn finish(mut stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
-    let io_timeout = cfg.socket.io_timeout;
+async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Close, &e);
     match cfg.socket.close {
         CloseMode::Rst => {
             sockopt::set_abortive(&stream).map_err(fail)?;
             drop(stream);
-            return Ok(());
+            Ok(())
+        }
+        CloseMode::ClientNowait => close(stream, cfg).await,
+        CloseMode::Server => {
+            drain(&stream, cfg, s).await?;
+            close(stream, cfg).await
         }
         CloseMode::Client => {
-            within(io_timeout, Phase::Close, stream.shutdown())
-                .await?
+            socket2::SockRef::from(&stream)
+                .shutdown(std::net::Shutdown::Write)
                 .map_err(fail)?;
+            // What comes before the server's FIN is its farewell.
+            let tail = drain(&stream, cfg, s).await?;
+            close(stream, cfg).await?;
+            match cfg.expect_farewell.map(|n| n as u64) {
+                Some(want) if tail < want => Err(Failure::new(Phase::Close, ErrorKind::ShortEcho)),
+                Some(want) if tail > want => {
+                    Err(Failure::new(Phase::Close, ErrorKind::EchoMismatch))
+                }
+                _ => Ok(()),
+            }
         }
-        CloseMode::Server => {}
     }
-    // Read to the peer's FIN; in client mode these are the server's farewell bytes.
+}
+
+/// Reads to the peer's FIN; returns how many bytes came before it.
+async fn drain(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<u64, Failure> {
     let mut tail = 0u64;
     loop {
-        let n = within(io_timeout, Phase::Close, stream.read(&mut s.buf))
-            .await?
-            .map_err(fail)?;
+        let n = within(
+            cfg.socket.io_timeout,
+            Phase::Close,
+            netio::recv(stream, &mut s.buf),
+        )
+        .await?
+        .map_err(|e| Failure::from_io(Phase::Close, &e))?;
         if n == 0 {
-            break;
+            s.received += tail;
+            return Ok(tail);
         }
         tail += n as u64;
     }
-    s.received += tail;
+}
+
+/// close(): off the runtime thread when SO_LINGER can make it block.
+async fn close(stream: TcpStream, cfg: &RunConfig) -> Result<(), Failure> {
     if sockopt::close_blocks(cfg.socket.linger) {
-        sockopt::close_lingering(stream).await.map_err(fail)?;
+        sockopt::close_lingering(stream)
+            .await
+            .map_err(|e| Failure::from_io(Phase::Close, &e))
     } else {
         drop(stream);
-    }
-    match cfg.expect_farewell.map(|n| n as u64) {
-        Some(want) if cfg.socket.close == CloseMode::Client && tail < want => {
-            Err(Failure::new(Phase::Close, ErrorKind::ShortEcho))
-        }
-        Some(want) if cfg.socket.close == CloseMode::Client && tail > want => {
-            Err(Failure::new(Phase::Close, ErrorKind::EchoMismatch))
-        }
-        _ => Ok(()),
+        Ok(())
     }
 }
 

@@ -46,6 +46,7 @@ pub fn run_pool(
         start: Instant::now(),
         stop: ctl.stop_flag(),
         next_slot: AtomicU64::new(0),
+        ports: conn::PortCycle::new(cfg.socket.ports),
     });
     let progress: Vec<Arc<Progress>> = (0..threads).map(|_| Arc::default()).collect();
     // The last thread to finish wakes the supervisor; Notify keeps the permit if it is early.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::conn::{self, Scratch};
+use super::conn::{self, PortCycle, Scratch};
 use crate::config::{Bounds, RunConfig};
 use crate::stats::{Metric, Recorder};
 
@@ -24,6 +24,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// The next connection slot to claim; slots are numbered from 0 across all threads.
     pub next_slot: AtomicU64,
+    /// Explicit local ports, when `--port-strategy explicit`.
+    pub ports: Option<PortCycle>,
 }
 
 impl Shared {
@@ -110,7 +112,14 @@ async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, pr
             break;
         }
         let source = next_source(&cfg.socket.bind, turn);
-        let outcome = conn::run(cfg, shared.target, source, &mut scratch).await;
+        let outcome = conn::run(
+            cfg,
+            shared.target,
+            source,
+            shared.ports.as_ref(),
+            &mut scratch,
+        )
+        .await;
 
         let mut r = rec.borrow_mut();
         r.attempted += 1;

@@ -2,12 +2,11 @@
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Counters, Worker};
 use crate::config::ServerClose;
-use crate::sockopt;
+use crate::{netio, sockopt};
 
 const BUF: usize = 16 * 1024;
 
@@ -21,15 +20,15 @@ enum End {
     Drop,
 }
 
-pub(super) async fn serve(mut stream: TcpStream, w: &Worker) {
+pub(super) async fn serve(stream: TcpStream, w: &Worker) {
     let cfg = &*w.cfg;
     if sockopt::accepted(&stream, cfg).is_err() {
         return;
     }
     let mut buf = w.buffers.borrow_mut().pop().unwrap_or_else(|| vec![0; BUF]);
-    let end = echo(&mut stream, w, &mut buf).await;
+    let end = echo(&stream, w, &mut buf).await;
     if matches!(end, End::PeerFin) && cfg.farewell > 0 {
-        farewell(&mut stream, w, &mut buf).await;
+        farewell(&stream, w, &mut buf).await;
     }
     w.buffers.borrow_mut().push(buf);
 
@@ -43,7 +42,7 @@ pub(super) async fn serve(mut stream: TcpStream, w: &Worker) {
     drop(stream);
 }
 
-async fn echo(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) -> End {
+async fn echo(stream: &TcpStream, w: &Worker, buf: &mut [u8]) -> End {
     let cfg = &*w.cfg;
     let close_after = match cfg.close {
         ServerClose::Wait => None,
@@ -54,9 +53,16 @@ async fn echo(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) -> End {
     }
     let mut echoed = 0u64;
     loop {
+        // The first request is usually queued before the accept: read it without waiting.
+        let read = async {
+            match echoed {
+                0 => netio::recv_eager(stream, buf).await,
+                _ => netio::recv(stream, buf).await,
+            }
+        };
         let read = match cfg.idle_timeout {
-            None => stream.read(buf).await,
-            Some(idle) => match tokio::time::timeout(idle, stream.read(buf)).await {
+            None => read.await,
+            Some(idle) => match tokio::time::timeout(idle, read).await {
                 Ok(r) => r,
                 Err(_) => {
                     Counters::add(&w.counters.idle_timeouts, 1);
@@ -70,7 +76,7 @@ async fn echo(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) -> End {
             Err(e) => return failed(w, &e),
         };
         Counters::add(&w.counters.bytes_in, n as u64);
-        if let Err(e) = stream.write_all(&buf[..n]).await {
+        if let Err(e) = netio::send_all(stream, &buf[..n]).await {
             return failed(w, &e);
         }
         Counters::add(&w.counters.bytes_out, n as u64);
@@ -88,12 +94,12 @@ async fn echo(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) -> End {
 }
 
 /// The seed's last words: bytes after the client's FIN, before the server's own FIN.
-async fn farewell(stream: &mut TcpStream, w: &Worker, buf: &mut [u8]) {
+async fn farewell(stream: &TcpStream, w: &Worker, buf: &mut [u8]) {
     let mut left = w.cfg.farewell;
     buf.fill(b'z');
     while left > 0 {
         let n = left.min(buf.len());
-        if let Err(e) = stream.write_all(&buf[..n]).await {
+        if let Err(e) = netio::send_all(stream, &buf[..n]).await {
             failed(w, &e);
             return;
         }

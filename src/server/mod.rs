@@ -201,6 +201,8 @@ async fn accept_loop(
                     worker.counters.active.fetch_sub(1, Relaxed);
                     drop(permit);
                 });
+                // Let the new connection read its request before this loop asks for another.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 Counters::add(&worker.counters.accept_errors, 1);

@@ -1,0 +1,88 @@
+//! Socket I/O that asks the kernel first and waits for readiness only when it must.
+//!
+//! tokio learns that a socket is readable or writable from epoll events; a freshly registered
+//! socket has no readiness yet, so tokio's own read and write would wait for one trip through
+//! epoll_wait even when the kernel could serve them at once. On loopback that is the common
+//! case: the handshake completes inside connect(), and the request is already queued when the
+//! server accepts. [`send_all`] and [`recv_eager`] try the syscall first; [`recv`] waits for
+//! readiness first, for when data cannot be there yet (an echo right after the request).
+//! Each costs one syscall when the kernel is ready, and never more than tokio's own read
+//! and write when it is not.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn raw_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: a valid fd and a writable buffer of the given length.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn raw_send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: a valid fd and a readable buffer of the given length.
+    let n = unsafe { libc::send(stream.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reads what is there, waiting for readiness first: for data that takes a round trip.
+pub async fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    stream
+        .async_io(Interest::READABLE, || raw_recv(stream, buf))
+        .await
+}
+
+/// Reads at once if the kernel has data; waits for readiness only if it has none.
+pub async fn recv_eager(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    match raw_recv(stream, buf) {
+        Err(e) if would_block(&e) => recv(stream, buf).await,
+        r => r,
+    }
+}
+
+/// Writes all of `buf`, waiting for readiness only when the send buffer is full.
+pub async fn send_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = match raw_send(stream, buf) {
+            Err(e) if would_block(&e) => {
+                stream
+                    .async_io(Interest::WRITABLE, || raw_send(stream, buf))
+                    .await?
+            }
+            r => r?,
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Whether a socket whose non-blocking connect() said EINPROGRESS is established already
+/// (on loopback the handshake usually completes inside the call): one getpeername().
+pub fn connected(sock: &socket2::Socket) -> bool {
+    sock.peer_addr().is_ok()
+}
