@@ -19,6 +19,12 @@
 #   client   = tcpbench --close client (also waits for the server's FIN) vs ref crr: not the
 #              same mode, shown for what the seed's close costs
 # Every case sends 1 byte per request. Each process stops by itself.
+#
+# As root, every run gets a fresh network namespace of its own (unshare -n, loopback up):
+# TIME_WAIT left by one run (up to tcp_max_tw_buckets, shared by the whole namespace) would
+# otherwise decide the next run's figure: a full port range makes connect() search, a full
+# TIME_WAIT table makes closes skip TIME_WAIT altogether. Without root the runs share the
+# host's namespace, and the script says so.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ref=${1:-$here/../shared/bench}
@@ -29,6 +35,14 @@ cases=${5:-nowait rst connect explicit}
 bin=$here/target/release/tcpbench
 [ -x "$ref/run-ref.sh" ] || { echo "no run-ref.sh in $ref" >&2; exit 2; }
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+  fresh() { unshare -n bash -c 'ip link set lo up && exec "$@"' fresh "$@"; }
+  echo "each run in a fresh network namespace"
+else
+  fresh() { "$@"; }
+  echo "WARNING: not root or no unshare: runs share this namespace's TIME_WAIT; figures drift"
+fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -46,10 +60,10 @@ for case in $cases; do
     ours=() theirs=() ours_p50=() theirs_p50=()
     for _ in $(seq "$n"); do
       # run-ref.sh exits with its server's kill status; its output line is what counts.
-      line=$(bash "$ref/run-ref.sh" "$secs" "$c" "${ref_args[0]}" "${ref_args[@]:1}" || true)
+      line=$(fresh bash "$ref/run-ref.sh" "$secs" "$c" "${ref_args[0]}" "${ref_args[@]:1}" || true)
       theirs+=("$(sed -E 's/.* tps=([0-9.]+).*/\1/' <<<"$line")")
       theirs_p50+=("$(sed -E 's/.* p50_us=([0-9.]+).*/\1/' <<<"$line")")
-      out=$("$bin" -q --duration "${secs}s" --payload 1 --concurrency "$c" "${flags[@]}")
+      out=$(fresh "$bin" -q --duration "${secs}s" --payload 1 --concurrency "$c" "${flags[@]}")
       ours+=("$(sed -nE 's/.*: ([0-9.]+) conn\/s.*/\1/p' <<<"$out")")
       ours_p50+=("$(awk '$1=="total" {print $4}' <<<"$out")")
     done

@@ -167,11 +167,15 @@ pub struct EmbeddedServerArgs {
     #[arg(long)]
     pub server_no_reuseaddr: bool,
 
-    /// SO_REUSEPORT: one listener per server worker, on the same port.
-    #[arg(long)]
+    /// SO_REUSEPORT: one listener per server worker, on the same port (the default).
+    #[arg(long, overrides_with = "server_no_reuseport")]
     pub server_reuseport: bool,
 
-    /// Server threads [default: 1].
+    /// The server's workers share one listener instead (each wakes for every connection).
+    #[arg(long)]
+    pub server_no_reuseport: bool,
+
+    /// Server threads, each with its own single-threaded runtime [default: CPUs].
     #[arg(long, value_name = "N")]
     pub server_workers: Option<usize>,
 
@@ -193,6 +197,7 @@ impl EmbeddedServerArgs {
             || self.server_reuseaddr
             || self.server_no_reuseaddr
             || self.server_reuseport
+            || self.server_no_reuseport
             || self.server_workers.is_some()
             || self.server_nodelay
             || self.server_farewell.is_some()

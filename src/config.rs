@@ -245,6 +245,10 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
 /// Largest `--payload`: one request must fit the worker's buffer comfortably.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn linger_secs(secs: Option<u32>) -> Option<Duration> {
     secs.map(|s| Duration::from_secs(s.into()))
 }
@@ -398,7 +402,6 @@ impl RunConfig {
             Target::Embedded(s) if s.close == ServerClose::Wait => Some(s.farewell),
             _ => None,
         };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(RunConfig {
             target,
             load,
@@ -420,7 +423,7 @@ impl RunConfig {
             expect_farewell,
             threads: a
                 .threads
-                .unwrap_or(cpus.min(a.concurrency))
+                .unwrap_or(cpus().min(a.concurrency))
                 .min(a.concurrency),
         })
     }
@@ -442,8 +445,8 @@ impl RunConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             backlog: s.server_backlog.unwrap_or(defaults.backlog),
             reuseaddr: !s.server_no_reuseaddr,
-            reuseport: s.server_reuseport,
-            workers: s.server_workers.unwrap_or(defaults.workers),
+            reuseport: !s.server_no_reuseport,
+            workers: s.server_workers.unwrap_or(cpus()),
             linger: linger_secs(s.server_linger),
             close,
             // The server's "first message" is everything this client will send.

@@ -86,3 +86,48 @@ pub async fn send_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
 pub fn connected(sock: &socket2::Socket) -> bool {
     sock.peer_addr().is_ok()
 }
+
+/// A listening socket watched by the runtime; see [`accept`].
+pub type Listener = tokio::io::unix::AsyncFd<std::net::TcpListener>;
+
+/// Registers a non-blocking listening socket with the current runtime.
+pub fn listener(std: std::net::TcpListener) -> io::Result<Listener> {
+    // SAFETY: the AsyncFd owns the listener, so its descriptor stays open and the same for
+    // the AsyncFd's whole life.
+    unsafe { Listener::register_with_interest(std, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// Accepts the next connection, asking poll() before accept4().
+///
+/// An accept4() that finds the queue empty still takes the listener's lock, and a SYN that
+/// arrives meanwhile is deferred to the lock's release on this thread, which delays the
+/// client's handshake by a cross-CPU round trip. poll() reads the queue without the lock.
+pub async fn accept(listener: &Listener) -> io::Result<TcpStream> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(result) = ready.try_io(|l| accept_now(l.as_raw_fd())) {
+            return TcpStream::from_std(result?);
+        }
+    }
+}
+
+fn accept_now(fd: std::os::fd::RawFd) -> io::Result<std::net::TcpStream> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } == 0 {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: a listening fd; the peer's address is not asked for.
+    let conn = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+    if conn < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    Ok(unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(conn) })
+}

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{config, heavy};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{ESTABLISHED, TIME_WAIT, config, heavy, kernel_sockets};
 use tcpbench::config::{ServerClose, ServerConfig};
 use tcpbench::report::Report;
 use tcpbench::server::EchoServer;
@@ -189,4 +191,97 @@ fn many_server_workers_on_one_listener_or_with_reuseport() {
         "--server-reuseport",
     ]);
     assert_clean(&reuseport, 1000, 1);
+}
+
+#[test]
+fn client_nowait_closes_without_reading_the_servers_fin() {
+    let r = run(&["--conns", "2000", "--close", "client-nowait"]);
+    assert_clean(&r, 2000, 1);
+    assert_eq!(r.totals.bytes_received, r.totals.bytes_sent);
+}
+
+#[test]
+fn explicit_ports_come_from_the_given_range() {
+    // An address no other test uses, so the TIME_WAIT seen below is this test's own.
+    let server = EchoServer::start(ServerConfig {
+        listen: "127.0.0.77:0".parse().unwrap(),
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let port = server.local_addr().port();
+    let target = server.local_addr().to_string();
+    let flags = [
+        "--target",
+        &target,
+        "--conns",
+        "500",
+        "--close",
+        "client-nowait",
+    ];
+    let r = run(&[
+        &flags[..],
+        &["--port-strategy", "explicit", "--port-range", "21000-21999"],
+    ]
+    .concat());
+    server.stop();
+    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
+    assert_eq!(r.totals.succeeded, 500);
+    // The client closed first, so the kernel keeps each connection's 4-tuple in TIME_WAIT:
+    // their local ports are the ports the client bound.
+    let tw: Vec<u16> = kernel_sockets()
+        .iter()
+        .filter(|s| {
+            s.remote_ip.octets() == [127, 0, 0, 77] && s.remote_port == port && s.state == TIME_WAIT
+        })
+        .map(|s| s.local_port)
+        .collect();
+    assert!(tw.len() >= 450, "client TIME_WAIT seen: {}", tw.len());
+    assert!(
+        tw.iter().all(|p| (21000..=21999).contains(p)),
+        "ports outside the range: {tw:?}"
+    );
+}
+
+#[test]
+fn hold_keeps_connections_open_at_once() {
+    let _guard = heavy();
+    let cfg = config(&[
+        "--conns",
+        "300",
+        "--concurrency",
+        "300",
+        "--hold",
+        "1s",
+        "--requests",
+        "0",
+    ]);
+    // Watch the kernel's table for established sockets of the embedded server while it runs.
+    let done = AtomicBool::new(false);
+    let peak = AtomicUsize::new(0);
+    let report = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let mut by_port = std::collections::HashMap::<u16, usize>::new();
+                for k in kernel_sockets().iter().filter(|k| k.state == ESTABLISHED) {
+                    *by_port.entry(k.remote_port).or_default() += 1;
+                }
+                let most = by_port.values().copied().max().unwrap_or(0);
+                peak.fetch_max(most, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let r = tcpbench::run(&cfg, true).expect("run completes");
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    assert_eq!(report.totals.succeeded, 300);
+    assert!(
+        report.latency.total.min_us >= 1_000_000.0,
+        "every connection was held 1 s"
+    );
+    assert!(
+        peak.load(Ordering::Relaxed) >= 300,
+        "peak established to one port: {}",
+        peak.load(Ordering::Relaxed)
+    );
 }

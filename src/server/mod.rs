@@ -16,11 +16,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::sockopt;
+use crate::{netio, sockopt};
 
 /// How long a stopping server waits for connections still being served.
 const GRACE: Duration = Duration::from_secs(1);
@@ -126,7 +125,7 @@ impl EchoServer {
                         buffers: RefCell::new(Vec::new()),
                     });
                     local.block_on(&rt, async move {
-                        match TcpListener::from_std(listener.into()) {
+                        match netio::listener(listener.into()) {
                             Ok(l) => accept_loop(l, worker, watcher).await,
                             Err(e) => eprintln!("tcpbench: server worker {i}: {e}"),
                         }
@@ -173,7 +172,7 @@ impl Drop for EchoServer {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: netio::Listener,
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -189,10 +188,10 @@ async fn accept_loop(
         let accepted = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            r = listener.accept() => r,
+            r = netio::accept(&listener) => r,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 Counters::add(&worker.counters.accepted, 1);
                 Counters::add(&worker.counters.active, 1);
                 let worker = worker.clone();
