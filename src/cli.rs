@@ -118,6 +118,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Pin client thread i (and embedded server worker i) to CPU i, and steer each connection
+    /// to the server worker on its CPU, so no wake-up crosses CPUs [default: on with the
+    /// embedded server].
+    #[arg(long, overrides_with = "no_pin")]
+    pub pin: bool,
+
+    /// Let the scheduler place every thread.
+    #[arg(long)]
+    pub no_pin: bool,
+
     /// Write the full report as JSON (atomically).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -175,7 +185,8 @@ pub struct EmbeddedServerArgs {
     #[arg(long)]
     pub server_no_reuseport: bool,
 
-    /// Server threads, each with its own single-threaded runtime [default: CPUs].
+    /// Server threads, each with its own single-threaded runtime [default: as many as the
+    /// client's threads].
     #[arg(long, value_name = "N")]
     pub server_workers: Option<usize>,
 
@@ -230,6 +241,11 @@ pub struct ServeArgs {
     /// Server threads, each with its own single-threaded runtime.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
+
+    /// Pin worker i to CPU i; with --reuseport, steer each connection to the worker on the
+    /// CPU its SYN arrives on.
+    #[arg(long)]
+    pub pin: bool,
 
     /// SO_LINGER on accepted sockets, in seconds (0 = RST on close).
     #[arg(long, value_name = "SECS")]

@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cpu;
 pub mod environment;
 pub mod load;
 pub mod netio;

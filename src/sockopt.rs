@@ -128,3 +128,45 @@ fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// SO_ATTACH_REUSEPORT_CBPF (include/uapi/asm-generic/socket.h); libc has it for Android only.
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Steers each new connection to the reuseport listener whose index is the CPU the SYN is
+/// processed on (on loopback, the connecting thread's CPU): a two-instruction cBPF program,
+/// `return cpu`. An index past the group falls back to the kernel's hash.
+pub fn steer_by_cpu(listener: &Socket) -> io::Result<()> {
+    let mut prog = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: (libc::SKF_AD_OFF + libc::SKF_AD_CPU) as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_A) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: a valid fd and a sock_fprog pointing at `prog`, which outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(listener),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -142,3 +142,45 @@ fn max_conns_holds_further_connections_in_the_queue() {
     assert_eq!(&b, b"2", "served once the first one closed");
     assert_eq!(server.stop().accepted, 2);
 }
+
+#[test]
+fn connections_are_steered_to_the_listener_of_their_cpu() {
+    let cpus = tcpbench::cpu::allowed();
+    if !tcpbench::cpu::steerable(2) {
+        println!("SKIPPED: needs CPUs 0 and 1 exactly, this process may use {cpus:?}");
+        return;
+    }
+    let cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        reuseport: true,
+        ..ServerConfig::default()
+    };
+    let first = tcpbench::sockopt::listener(&cfg).unwrap();
+    let addr = first.local_addr().unwrap().as_socket().unwrap();
+    let second = tcpbench::sockopt::listener(&ServerConfig {
+        listen: addr,
+        ..cfg
+    })
+    .unwrap();
+    tcpbench::sockopt::steer_by_cpu(&first).unwrap();
+    let listeners = [first, second];
+    std::thread::scope(|s| {
+        for cpu in [0usize, 1, 1, 0] {
+            // Connect from a thread pinned to `cpu`: on loopback the SYN is processed there.
+            let client = s.spawn(move || {
+                tcpbench::cpu::pin_current_thread(cpu).unwrap();
+                TcpStream::connect(addr).unwrap()
+            });
+            let _client = client.join().unwrap();
+            let (conn, _) = listeners[cpu]
+                .accept()
+                .expect("queued at the listener of its CPU");
+            drop(conn);
+            let other = &listeners[1 - cpu];
+            let err = other
+                .accept()
+                .expect_err("the other listener has nothing queued");
+            assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        }
+    });
+}

@@ -61,6 +61,10 @@ pub fn run_thread(
     index: usize,
     progress: &Arc<Progress>,
 ) -> Recorder {
+    if shared.cfg.pin {
+        // Best effort: a CPU set that forbids it leaves the thread where it is.
+        let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(index));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,7 +108,9 @@ async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, pr
         {
             break;
         }
-        if let Some(s) = scheduled {
+        if let Some(s) = scheduled
+            && s > Instant::now()
+        {
             tokio::time::sleep_until(s.into()).await;
         }
         let start = Instant::now();

@@ -16,10 +16,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::{netio, sockopt};
+use crate::sockopt;
 
 /// How long a stopping server waits for connections still being served.
 const GRACE: Duration = Duration::from_secs(1);
@@ -97,6 +98,9 @@ impl EchoServer {
             });
         }
         listeners.insert(0, first);
+        if cfg.pin && cfg.reuseport && crate::cpu::steerable(cfg.workers) {
+            sockopt::steer_by_cpu(&listeners[0])?;
+        }
 
         let (shutdown, watcher) = watch::channel(false);
         let limit = cfg.max_conns.map(|n| Arc::new(Semaphore::new(n)));
@@ -111,12 +115,17 @@ impl EchoServer {
             let counters = Arc::new(Counters::default());
             server.counters.push(counters.clone());
             let (cfg, limit, watcher) = (cfg.clone(), limit.clone(), watcher.clone());
+            let pin = cfg.pin;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let thread = std::thread::Builder::new()
                 .name(format!("tcpbench-srv-{i}"))
                 .spawn(move || {
+                    if pin {
+                        // Best effort: a CPU set that forbids it leaves the thread where it is.
+                        let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(i));
+                    }
                     let local = tokio::task::LocalSet::new();
                     let worker = Rc::new(Worker {
                         cfg,
@@ -125,7 +134,7 @@ impl EchoServer {
                         buffers: RefCell::new(Vec::new()),
                     });
                     local.block_on(&rt, async move {
-                        match netio::listener(listener.into()) {
+                        match TcpListener::from_std(listener.into()) {
                             Ok(l) => accept_loop(l, worker, watcher).await,
                             Err(e) => eprintln!("tcpbench: server worker {i}: {e}"),
                         }
@@ -172,7 +181,7 @@ impl Drop for EchoServer {
 }
 
 async fn accept_loop(
-    listener: netio::Listener,
+    listener: TcpListener,
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -188,10 +197,10 @@ async fn accept_loop(
         let accepted = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            r = netio::accept(&listener) => r,
+            r = listener.accept() => r,
         };
         match accepted {
-            Ok(stream) => {
+            Ok((stream, _)) => {
                 Counters::add(&worker.counters.accepted, 1);
                 Counters::add(&worker.counters.active, 1);
                 let worker = worker.clone();
