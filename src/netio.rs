@@ -19,14 +19,23 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
+// recvfrom/sendto through syscall(2): glibc's recv and send are cancellation points and
+// wrap every call in updates of the thread's cancellation state that a non-blocking call
+// never needs.
+
 fn raw_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: a valid fd and a writable buffer of the given length.
+    let (fd, ptr, len) = (stream.as_raw_fd(), buf.as_mut_ptr(), buf.len());
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: a valid fd, a writable buffer of `len` bytes, no source address wanted.
     let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            ptr,
+            len,
             libc::MSG_DONTWAIT,
+            null,
+            null,
         )
     };
     if n < 0 {
@@ -37,9 +46,11 @@ fn raw_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn raw_send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let (fd, ptr, len) = (stream.as_raw_fd(), buf.as_ptr(), buf.len());
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-    // SAFETY: a valid fd and a readable buffer of the given length.
-    let n = unsafe { libc::send(stream.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    let null = std::ptr::null::<libc::c_void>();
+    // SAFETY: a valid fd, a readable buffer of `len` bytes, no destination (connected).
+    let n = unsafe { libc::syscall(libc::SYS_sendto, fd, ptr, len, flags, null, 0) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

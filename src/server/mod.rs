@@ -185,18 +185,22 @@ async fn accept_loop(
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // One future for the whole loop: a new `changed()` per connection costs a waiter's
+    // registration and removal each time.
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
     loop {
         let permit = match &worker.limit {
             None => None,
             Some(sem) => tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                _ = &mut stopping => break,
                 p = sem.clone().acquire_owned() => p.ok(),
             },
         };
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            _ = &mut stopping => break,
             r = listener.accept() => r,
         };
         match accepted {
