@@ -97,10 +97,11 @@ fn config_line(r: &Report) -> String {
         Target::External(_) => format!("target {}", r.target_addr),
     };
     format!(
-        "tcpbench {}: {bound}, {load}, {} thread{}, {} B x {} request{}, close {} -> {server}",
+        "tcpbench {}: {bound}, {load}, {} thread{}{}, {} B x {} request{}, close {} -> {server}",
         r.version,
         c.threads,
         if c.threads == 1 { "" } else { "s" },
+        if c.pin { " (pinned)" } else { "" },
         c.payload,
         c.requests,
         if c.requests == 1 { "" } else { "s" },
