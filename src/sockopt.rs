@@ -112,14 +112,25 @@ pub async fn close_lingering(stream: tokio::net::TcpStream) -> io::Result<()> {
 
 fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
     let one: libc::c_int = 1;
-    // SAFETY: a valid fd, a pointer to a c_int and its size, as setsockopt(2) requires.
+    setsockopt(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one)
+}
+
+/// setsockopt(2) for the options socket2 does not have.
+fn setsockopt<T>(
+    sock: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: a valid fd, and a pointer to a `T` with its size; every caller passes the
+    // type the option expects.
     let rc = unsafe {
         libc::setsockopt(
             std::os::fd::AsRawFd::as_raw_fd(sock),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -154,19 +165,6 @@ pub fn steer_by_cpu(listener: &Socket) -> io::Result<()> {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
     };
-    // SAFETY: a valid fd and a sock_fprog pointing at `prog`, which outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(listener),
-            libc::SOL_SOCKET,
-            SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // `fprog` points at `prog`, which outlives the call.
+    setsockopt(listener, libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog)
 }

@@ -149,6 +149,15 @@ fn warmup_connections_are_not_counted() {
     );
 }
 
+/// A default echo server of our own on `listen`, outside the run.
+fn echo_server(listen: &str) -> EchoServer {
+    EchoServer::start(ServerConfig {
+        listen: listen.parse().unwrap(),
+        ..ServerConfig::default()
+    })
+    .unwrap()
+}
+
 fn assert_clean_except_server(r: &Report, conns: u64) {
     assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
     assert_eq!(r.totals.succeeded, conns);
@@ -157,11 +166,7 @@ fn assert_clean_except_server(r: &Report, conns: u64) {
 
 #[test]
 fn external_target_and_source_addresses() {
-    let server = EchoServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..ServerConfig::default()
-    })
-    .unwrap();
+    let server = echo_server("127.0.0.1:0");
     let target = server.local_addr().to_string();
     let r = run(&[
         "--target",
@@ -203,11 +208,7 @@ fn client_nowait_closes_without_reading_the_servers_fin() {
 #[test]
 fn explicit_ports_come_from_the_given_range() {
     // An address no other test uses, so the TIME_WAIT seen below is this test's own.
-    let server = EchoServer::start(ServerConfig {
-        listen: "127.0.0.77:0".parse().unwrap(),
-        ..ServerConfig::default()
-    })
-    .unwrap();
+    let server = echo_server("127.0.0.77:0");
     let port = server.local_addr().port();
     let target = server.local_addr().to_string();
     let flags = [

@@ -1,5 +1,5 @@
 //! The load generator: a pool of threads, each a single-threaded tokio runtime running its
-//! share of the workers; each worker runs the one connection loop in [`worker`].
+//! share of the workers; each worker runs the one connection loop (`worker.rs`).
 //!
 //! Data flows one way: workers record into their thread's [`Recorder`]; the threads' recorders
 //! are merged once when the pool ends.
