@@ -19,6 +19,7 @@ pub mod cpu;
 pub mod environment;
 pub mod load;
 pub mod netio;
+pub mod observe;
 pub mod parse;
 pub mod report;
 pub mod server;
@@ -60,12 +61,14 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
         load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup")?;
     }
     let started_at = SystemTime::now();
+    let before = observe::Before::take();
     let (recorder, elapsed) = if ctl.interrupted() {
         (Recorder::default(), Duration::ZERO)
     } else {
         let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
         (pool.recorder, pool.elapsed)
     };
+    let (kernel, cpu) = before.finish(recorder.attempted);
     let server_totals: Option<ServerTotals> = server.map(EchoServer::stop);
     Ok(Report::build(
         cfg,
@@ -77,6 +80,8 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             target_addr,
             server: server_totals,
             environment: Environment::snapshot(),
+            kernel,
+            cpu,
         },
     ))
 }

@@ -286,3 +286,33 @@ fn hold_keeps_connections_open_at_once() {
         peak.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn kernel_counters_see_the_closes() {
+    // TW counts sockets entering TIME_WAIT; OutRsts counts RSTs sent. Both are
+    // namespace-wide, and this binary's load tests run one at a time.
+    let client = run(&["--conns", "1000", "--close", "client"]);
+    assert!(
+        client.kernel.counters["TW"] >= 1000,
+        "{:?}",
+        client.kernel.counters
+    );
+    assert!(client.kernel.counters["ActiveOpens"] >= 1000);
+    let rst = run(&["--conns", "1000", "--close", "rst"]);
+    assert!(
+        rst.kernel.counters["OutRsts"] >= 1000,
+        "{:?}",
+        rst.kernel.counters
+    );
+    assert!(
+        rst.kernel.counters["TW"] < 1000,
+        "an RST leaves no TIME_WAIT: {:?}",
+        rst.kernel.counters
+    );
+    assert!(rst.cpu.user_s + rst.cpu.sys_s > 0.0);
+    assert!(
+        rst.kernel
+            .sysctl
+            .contains_key("net.ipv4.ip_local_port_range")
+    );
+}

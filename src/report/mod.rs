@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunConfig;
 use crate::environment::Environment;
 use crate::load::error::{ErrorKind, Phase};
+use crate::observe::Kernel;
+use crate::observe::cpu::CpuCost;
 use crate::server::ServerTotals;
 use crate::stats::{Metric, Recorder};
 pub use hdr::Hdr;
@@ -50,6 +52,15 @@ pub struct Report {
     /// The embedded server's own counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerTotals>,
+    /// Kernel counter deltas and sysctls over the measured part.
+    #[serde(default)]
+    pub kernel: Kernel,
+    /// CPU time: tcpbench's own and the machine's.
+    #[serde(default)]
+    pub cpu: CpuCost,
+    /// One line per figure that points to a known cause, with the fix.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -144,6 +155,8 @@ pub struct Measured {
     pub target_addr: SocketAddr,
     pub server: Option<ServerTotals>,
     pub environment: Environment,
+    pub kernel: Kernel,
+    pub cpu: CpuCost,
 }
 
 impl Report {
@@ -193,7 +206,49 @@ impl Report {
                 total: PhaseStats::from_histogram(&r.from_schedule[1]),
             }),
             server: m.server,
+            kernel: m.kernel,
+            cpu: m.cpu,
+            warnings: Vec::new(),
         }
+        .with_warnings()
+    }
+
+    /// Adds a warning for each figure that points to a known cause.
+    fn with_warnings(mut self) -> Report {
+        let counter = |name: &str| self.kernel.counters.get(name).copied().unwrap_or(0);
+        let mut w = Vec::new();
+        if counter("ListenOverflows") > 0 {
+            w.push(format!(
+                "{} listen-queue overflows: the backlog is too small or the server accepts too slowly; raise --server-backlog (and net.core.somaxconn)",
+                counter("ListenOverflows")
+            ));
+        }
+        if counter("TCPTimeWaitOverflow") > 0 {
+            w.push(format!(
+                "TIME_WAIT table full ({} closes skipped TIME_WAIT): tcp_max_tw_buckets was reached; figures past that point are not those of a normal close",
+                counter("TCPTimeWaitOverflow")
+            ));
+        }
+        let exhausted: u64 = self
+            .errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::LocalPortExhaustion)
+            .map(|e| e.count)
+            .sum();
+        if exhausted > 0 {
+            w.push(format!(
+                "{exhausted} connections found no free local port (EADDRNOTAVAIL): spread them with --bind over more source addresses, close with --close rst, or allow net.ipv4.tcp_tw_reuse"
+            ));
+        }
+        let connect = &self.latency.connect;
+        if connect.count > 0 && connect.max_us >= 900_000.0 {
+            w.push(format!(
+                "connect latency reached {:.1} s: SYN retransmits (1 s, 3 s, 7 s…) after dropped SYNs; look at ListenOverflows and the server's backlog",
+                connect.max_us / 1e6
+            ));
+        }
+        self.warnings = w;
+        self
     }
 
     /// 0 when every connection succeeded, 1 when any failed.
@@ -242,6 +297,8 @@ pub(crate) mod fixture {
                 target_addr: "127.0.0.1:4000".parse().unwrap(),
                 server: None,
                 environment: Environment::default(),
+                kernel: Kernel::default(),
+                cpu: CpuCost::default(),
             },
         )
     }

@@ -61,12 +61,31 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    let moved: Vec<String> = r
+        .kernel
+        .counters
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| format!("{k} {v:+}"))
+        .collect();
+    if !moved.is_empty() {
+        let _ = writeln!(out, "kernel counters (namespace): {}", moved.join(", "));
+    }
+    let c = &r.cpu;
+    let _ = writeln!(
+        out,
+        "cpu: tcpbench {:.2} s user + {:.2} s system = {:.1} µs/conn; machine {:.0}% busy ({:.0}% softirq)",
+        c.user_s, c.sys_s, c.us_per_conn, c.system_busy_pct, c.system_softirq_pct
+    );
     if let Some(s) = &r.server {
         let _ = writeln!(
             out,
             "server: {} accepted, {} B in, {} B out, {} resets",
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
     }
     out
 }
