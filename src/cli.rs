@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open, use and close connections against an echo server and report the latencies.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the echo server on its own until SIGINT/SIGTERM (or --duration).
     Serve(ServeArgs),
 }
@@ -127,6 +127,15 @@ pub struct RunArgs {
     /// Let the scheduler place every thread.
     #[arg(long)]
     pub no_pin: bool,
+
+    /// How often to count the run's sockets by TCP state (TIME_WAIT buildup).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "100ms")]
+    pub sample_interval: Duration,
+
+    /// Keep sampling this long after the load ends (65s shows the whole 60 s TIME_WAIT
+    /// plateau and its fall).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "0s")]
+    pub drain: Duration,
 
     /// Write the full report as JSON (atomically).
     #[arg(long, value_name = "PATH")]

@@ -203,6 +203,12 @@ pub struct RunConfig {
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
     pub pin: bool,
+    /// The socket-state sampler's tick.
+    #[serde(with = "secs")]
+    pub sample_interval: Duration,
+    /// How long the sampler goes on after the load.
+    #[serde(with = "secs")]
+    pub drain: Duration,
 }
 
 /// `Duration` as seconds (f64) in reports.
@@ -365,6 +371,9 @@ impl RunConfig {
         if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
             return usage("--close rst already closes with SO_LINGER 0; drop --linger");
         }
+        if a.sample_interval < Duration::from_millis(1) {
+            return usage("--sample-interval must be at least 1ms");
+        }
         if a.threads == Some(0) {
             return usage("--threads must be at least 1");
         }
@@ -433,6 +442,8 @@ impl RunConfig {
             expect_farewell,
             threads,
             pin,
+            sample_interval: a.sample_interval,
+            drain: a.drain,
         })
     }
 

@@ -34,6 +34,7 @@ use anyhow::Context;
 use config::{RunConfig, ServerConfig, Target, UsageError};
 use environment::Environment;
 use load::Control;
+use observe::sampler::Sampler;
 use report::{Measured, Report};
 use server::{EchoServer, ServerTotals};
 use stats::Recorder;
@@ -62,12 +63,21 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     }
     let started_at = SystemTime::now();
     let before = observe::Before::take();
+    // The server's sockets are visible when it runs on this host.
+    let server_observed = server.is_some() || target_addr.ip().is_loopback();
+    let sampler = Sampler::start(target_addr, cfg.sample_interval, server_observed)
+        .context("cannot start the socket-state sampler")?;
     let (recorder, elapsed) = if ctl.interrupted() {
         (Recorder::default(), Duration::ZERO)
     } else {
         let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
         (pool.recorder, pool.elapsed)
     };
+    sampler.load_ended();
+    if !cfg.drain.is_zero() && !ctl.interrupted() {
+        ctl.pause(cfg.drain, "drain");
+    }
+    let (tcp_states, time_wait) = sampler.stop();
     let (kernel, cpu) = before.finish(recorder.attempted);
     let server_totals: Option<ServerTotals> = server.map(EchoServer::stop);
     Ok(Report::build(
@@ -82,6 +92,8 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             environment: Environment::snapshot(),
             kernel,
             cpu,
+            tcp_states,
+            time_wait,
         },
     ))
 }

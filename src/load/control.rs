@@ -100,6 +100,37 @@ impl Control {
         bar.finish_and_clear();
     }
 
+    /// Waits `d` (showing `label`), or less if a signal comes: a signal cuts the wait short,
+    /// a second one exits.
+    pub fn pause(&mut self, d: Duration, label: &str) {
+        let bar = if self.show_progress {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_message(format!(
+            "{label}: sampling for {}",
+            humantime::format_duration(d)
+        ));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let Control {
+            rt,
+            sigint,
+            sigterm,
+            stop,
+            interrupted,
+            ..
+        } = self;
+        rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = sigint.recv() => on_signal(stop, interrupted, &bar),
+                _ = sigterm.recv() => on_signal(stop, interrupted, &bar),
+            }
+        });
+        bar.finish_and_clear();
+    }
+
     fn progress_bar(&self, bounds: Bounds, label: &str) -> ProgressBar {
         if !self.show_progress {
             return ProgressBar::hidden();

@@ -30,7 +30,11 @@ impl Snapshot {
     /// Reads both files; a file that cannot be read contributes nothing.
     pub fn take() -> Snapshot {
         let mut all = BTreeMap::new();
-        for path in ["/proc/net/snmp", "/proc/net/netstat"] {
+        // thread-self: the namespace of this thread, which is the run's.
+        for path in [
+            "/proc/thread-self/net/snmp",
+            "/proc/thread-self/net/netstat",
+        ] {
             if let Ok(text) = std::fs::read_to_string(path) {
                 all.extend(parse(&text, &["Tcp", "TcpExt"]));
             }

@@ -6,6 +6,8 @@
 
 pub mod counters;
 pub mod cpu;
+pub mod sampler;
+pub mod sockdiag;
 
 use std::collections::BTreeMap;
 

@@ -17,6 +17,7 @@ use crate::environment::Environment;
 use crate::load::error::{ErrorKind, Phase};
 use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
+use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
 use crate::stats::{Metric, Recorder};
 pub use hdr::Hdr;
@@ -61,6 +62,12 @@ pub struct Report {
     /// One line per figure that points to a known cause, with the fix.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// TIME_WAIT peaks and ends per side, from the sampler.
+    #[serde(default)]
+    pub time_wait: TimeWait,
+    /// The run's sockets by TCP state over time.
+    #[serde(default)]
+    pub tcp_states: TcpStates,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -157,6 +164,8 @@ pub struct Measured {
     pub environment: Environment,
     pub kernel: Kernel,
     pub cpu: CpuCost,
+    pub tcp_states: TcpStates,
+    pub time_wait: TimeWait,
 }
 
 impl Report {
@@ -209,6 +218,8 @@ impl Report {
             kernel: m.kernel,
             cpu: m.cpu,
             warnings: Vec::new(),
+            time_wait: m.time_wait,
+            tcp_states: m.tcp_states,
         }
         .with_warnings()
     }
@@ -299,6 +310,8 @@ pub(crate) mod fixture {
                 environment: Environment::default(),
                 kernel: Kernel::default(),
                 cpu: CpuCost::default(),
+                tcp_states: TcpStates::default(),
+                time_wait: TimeWait::default(),
             },
         )
     }

@@ -71,6 +71,32 @@ pub fn render(r: &Report) -> String {
     if !moved.is_empty() {
         let _ = writeln!(out, "kernel counters (namespace): {}", moved.join(", "));
     }
+    let tw = &r.time_wait;
+    let st = &r.tcp_states;
+    let server_tw = if st.server_observed {
+        format!("server peak {} (end {})", tw.peak_server, tw.end_server)
+    } else {
+        "server not observable (not on this host)".into()
+    };
+    let drained = tw
+        .drain_s
+        .map(|d| format!(", drained {d:.1} s after the load"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1}% of a core)",
+        tw.peak_client,
+        tw.end_client,
+        st.samples.len(),
+        match st.source {
+            Some(crate::observe::sockdiag::Source::SockDiag) => "sock_diag",
+            Some(crate::observe::sockdiag::Source::Procfs) => "/proc/net/tcp (no netlink)",
+            None => "nothing",
+        },
+        st.exact_interval_ms[0],
+        st.exact_interval_ms[1],
+        st.sampler_cpu_pct,
+    );
     let c = &r.cpu;
     let _ = writeln!(
         out,

@@ -1,0 +1,137 @@
+//! Close semantics as the kernel records them: TIME_WAIT on the side that closed first,
+//! none after an RST. Each run gets a fresh network namespace of its own (unshare -n, as
+//! root), so TIME_WAIT and counters belong to it alone; where that is not permitted the test
+//! prints why and checks nothing.
+
+mod common;
+
+use std::process::Command;
+
+use common::heavy;
+use serde_json::Value;
+
+/// Runs tcpbench with `args` in a fresh network namespace and returns its report, after
+/// checking it exited with `code`; `None` when no namespace can be made.
+fn isolated(args: &[&str], code: impl Fn(&Value) -> i32) -> Option<Value> {
+    let probe = Command::new("unshare")
+        .args(["-n", "ip", "link", "set", "lo", "up"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = match probe {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        println!("SKIPPED: cannot make a network namespace (unshare -n, ip): {why}");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .args(args)
+        .args(["-q", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code(&report)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(report)
+}
+
+/// Every connection succeeded: exit 0.
+fn clean(_: &Value) -> i32 {
+    0
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn client_close_leaves_time_wait_on_the_client() {
+    let _g = heavy();
+    let Some(r) = isolated(&["--conns", "2000", "--close", "client"], clean) else {
+        return;
+    };
+    let tw = &r["time_wait"];
+    assert_eq!(r["tcp_states"]["source"], "sock_diag");
+    assert!(u(&tw["end_client"]) >= 1900, "client TIME_WAIT: {tw}");
+    assert_eq!(u(&tw["peak_server"]), 0, "{tw}");
+    assert!(u(&r["kernel"]["counters"]["TW"]) >= 1900);
+}
+
+#[test]
+fn server_close_leaves_time_wait_on_the_server() {
+    let _g = heavy();
+    let Some(r) = isolated(&["--conns", "2000", "--close", "server"], clean) else {
+        return;
+    };
+    let tw = &r["time_wait"];
+    assert!(u(&tw["end_server"]) >= 1900, "server TIME_WAIT: {tw}");
+    assert_eq!(u(&tw["peak_client"]), 0, "{tw}");
+}
+
+#[test]
+fn rst_close_leaves_no_time_wait_and_counts_resets() {
+    let _g = heavy();
+    let Some(r) = isolated(&["--conns", "2000", "--close", "rst"], clean) else {
+        return;
+    };
+    let tw = &r["time_wait"];
+    assert_eq!(
+        (u(&tw["peak_client"]), u(&tw["peak_server"])),
+        (0, 0),
+        "{tw}"
+    );
+    let c = &r["kernel"]["counters"];
+    assert!(u(&c["OutRsts"]) >= 2000, "{c}");
+    assert!(u(&c["EstabResets"]) >= 2000, "{c}");
+    assert_eq!(u(&c["TW"]), 0, "{c}");
+}
+
+#[test]
+fn server_linger_zero_resets_the_client_read() {
+    let _g = heavy();
+    // The server aborts after the client's FIN: the client's read to EOF meets the RST.
+    let args = [
+        "--conns",
+        "500",
+        "--close",
+        "client",
+        "--server-linger",
+        "0",
+    ];
+    let exit = |r: &Value| i32::from(u(&r["totals"]["failed"]) > 0);
+    let Some(r) = isolated(&args, exit) else {
+        return;
+    };
+    let tw = &r["time_wait"];
+    assert_eq!(
+        (u(&tw["peak_client"]), u(&tw["peak_server"])),
+        (0, 0),
+        "{tw}"
+    );
+    // The kernel delivers the RST to a read that waits for EOF as ECONNRESET, or as EOF when
+    // the RST overtakes the read; the report counts each as it came.
+    let resets: u64 = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "reset" && e["phase"] == "close")
+        .map(|e| u(&e["count"]))
+        .sum();
+    println!("server linger 0: {resets} of 500 client reads ended in ECONNRESET");
+    assert_eq!(
+        resets + u(&r["totals"]["succeeded"]),
+        500,
+        "{}",
+        r["errors"]
+    );
+    assert!(u(&r["server"]["accepted"]) == 500);
+}
