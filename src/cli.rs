@@ -128,6 +128,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_pin: bool,
 
+    /// Run the embedded server and the load in a fresh network namespace of their own
+    /// (root only): TIME_WAIT, counters and sysctls belong to this run alone.
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// With --isolate: set a network sysctl for the run, e.g. net.ipv4.tcp_tw_reuse=0
+    /// (repeatable). The host's are never touched.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse::sysctl)]
+    pub sysctl: Vec<(String, String)>,
+
     /// How often to count the run's sockets by TCP state (TIME_WAIT buildup).
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "100ms")]
     pub sample_interval: Duration,

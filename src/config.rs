@@ -203,6 +203,10 @@ pub struct RunConfig {
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
     pub pin: bool,
+    /// The run happens in a fresh network namespace of its own.
+    pub isolate: bool,
+    /// Network sysctls set in that namespace for the run.
+    pub sysctls: Vec<(String, String)>,
     /// The socket-state sampler's tick.
     #[serde(with = "secs")]
     pub sample_interval: Duration,
@@ -371,6 +375,16 @@ impl RunConfig {
         if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
             return usage("--close rst already closes with SO_LINGER 0; drop --linger");
         }
+        if !a.sysctl.is_empty() && !a.isolate {
+            return usage(
+                "--sysctl would change the host's settings; add --isolate to set it in the run's own namespace",
+            );
+        }
+        if a.isolate && a.target.as_ref().is_some_and(|t| !t.ip().is_loopback()) {
+            return usage(
+                "--isolate runs in a namespace with only a loopback; a remote --target is unreachable from it",
+            );
+        }
         if a.sample_interval < Duration::from_millis(1) {
             return usage("--sample-interval must be at least 1ms");
         }
@@ -442,6 +456,8 @@ impl RunConfig {
             expect_farewell,
             threads,
             pin,
+            isolate: a.isolate,
+            sysctls: a.sysctl.clone(),
             sample_interval: a.sample_interval,
             drain: a.drain,
         })

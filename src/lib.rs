@@ -45,6 +45,9 @@ const FD_MARGIN: u64 = 64;
 /// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     check_fd_budget(cfg)?;
+    if cfg.isolate {
+        isolate(cfg)?;
+    }
     let server = match &cfg.target {
         Target::Embedded(s) => Some(
             EchoServer::start(s.clone())
@@ -62,7 +65,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
         load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup")?;
     }
     let started_at = SystemTime::now();
-    let before = observe::Before::take();
+    let before = observe::Before::take(cfg.isolate);
     // The server's sockets are visible when it runs on this host.
     let server_observed = server.is_some() || target_addr.ip().is_loopback();
     let sampler = Sampler::start(target_addr, cfg.sample_interval, server_observed)
@@ -96,6 +99,23 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             time_wait,
         },
     ))
+}
+
+/// Moves this thread, and so the whole run, into a fresh network namespace and sets the
+/// requested sysctls there.
+fn isolate(cfg: &RunConfig) -> anyhow::Result<()> {
+    observe::netns::enter_fresh().map_err(|e| {
+        let why = if e.raw_os_error() == Some(libc::EPERM) { "it needs root (CAP_SYS_ADMIN)" } else { "the kernel refused" };
+        UsageError(format!("--isolate cannot create a network namespace: {why} ({e}); run as root or drop --isolate"))
+    })?;
+    for (name, value) in &cfg.sysctls {
+        observe::netns::set_sysctl(name, value).map_err(|e| {
+            UsageError(format!(
+                "--sysctl {name}={value}: {e}; check the name and value"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Raises the soft descriptor limit to the hard one, and refuses a run that cannot fit.

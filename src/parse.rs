@@ -97,6 +97,23 @@ pub fn port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
+/// `net.x.y=value`: a network sysctl (the only kind a network namespace owns).
+pub fn sysctl(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    let (name, value) = (name.trim(), value.trim());
+    let well_formed = name
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    if !name.starts_with("net.") || !well_formed {
+        return Err(format!(
+            "'{name}' is not a network sysctl (net.…); only those belong to the run's namespace"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// `HOST:PORT`, resolved once; the first address wins.
 pub fn target(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
@@ -167,6 +184,23 @@ mod tests {
         );
         assert!(ip_list("127.0.0.1,,127.0.0.2").is_err());
         assert!(ip_list("localhost").is_err());
+    }
+
+    #[test]
+    fn sysctls() {
+        assert_eq!(
+            sysctl("net.ipv4.tcp_tw_reuse=0"),
+            Ok(("net.ipv4.tcp_tw_reuse".into(), "0".into()))
+        );
+        assert_eq!(
+            sysctl("net.ipv4.ip_local_port_range=40000 41999")
+                .unwrap()
+                .1,
+            "40000 41999"
+        );
+        assert!(sysctl("kernel.pid_max=5").is_err());
+        assert!(sysctl("net.ipv4/../x=1").is_err());
+        assert!(sysctl("net.ipv4.tcp_tw_reuse").is_err());
     }
 
     #[test]

@@ -135,3 +135,59 @@ fn server_linger_zero_resets_the_client_read() {
     );
     assert!(u(&r["server"]["accepted"]) == 500);
 }
+
+#[test]
+fn isolate_runs_with_its_own_sysctls_and_reports_port_exhaustion() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    // 1,000 ports and no TIME_WAIT reuse: the embedded server's listener takes one of them,
+    // and the client runs out after the other 999.
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpbench"))
+        .args([
+            "--conns",
+            "1500",
+            "--close",
+            "client",
+            "--isolate",
+            "-q",
+            "--json",
+        ])
+        .arg(&json)
+        .args([
+            "--sysctl",
+            "net.ipv4.ip_local_port_range=40000 40999",
+            "--sysctl",
+            "net.ipv4.tcp_tw_reuse=0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(2) && stderr.contains("--isolate cannot create") {
+        println!("SKIPPED: {}", stderr.trim());
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        r["kernel"]["sysctl"]["net.ipv4.ip_local_port_range"],
+        "40000 40999"
+    );
+    assert_eq!(r["kernel"]["sysctl"]["net.ipv4.tcp_tw_reuse"], "0");
+    assert!(r["kernel"]["scope"].as_str().unwrap().contains("--isolate"));
+    assert_eq!(u(&r["totals"]["succeeded"]), 999, "{}", r["errors"]);
+    assert_eq!(r["errors"][0]["kind"], "local_port_exhaustion");
+    assert_eq!(r["errors"][0]["errno"], "EADDRNOTAVAIL");
+    assert_eq!(u(&r["errors"][0]["count"]), 501);
+    assert!(
+        r["warnings"][0].as_str().unwrap().contains("--bind"),
+        "{}",
+        r["warnings"]
+    );
+    // The host's own setting is untouched.
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    assert_ne!(
+        host.split_whitespace().collect::<Vec<_>>(),
+        ["40000", "40999"]
+    );
+}

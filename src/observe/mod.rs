@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod cpu;
+pub mod netns;
 pub mod sampler;
 pub mod sockdiag;
 
@@ -58,21 +59,29 @@ pub struct Before {
     counters: counters::Snapshot,
     cpu: cpu::Snapshot,
     sysctl: BTreeMap<String, String>,
+    isolated: bool,
 }
 
 impl Before {
-    pub fn take() -> Before {
+    /// `isolated`: the run has a network namespace of its own (`--isolate`).
+    pub fn take(isolated: bool) -> Before {
         Before {
             counters: counters::Snapshot::take(),
             cpu: cpu::Snapshot::take(),
             sysctl: sysctls(),
+            isolated,
         }
     }
 
     /// The kernel and CPU sections, for `connections` connections attempted.
     pub fn finish(self, connections: u64) -> (Kernel, cpu::CpuCost) {
         let kernel = Kernel {
-            scope: "network namespace of the run (shared with other processes in it)".into(),
+            scope: if self.isolated {
+                "the run's own network namespace (--isolate): these counts are the run's alone"
+                    .into()
+            } else {
+                "network namespace of the run (shared with other processes in it)".into()
+            },
             counters: counters::Snapshot::take().delta(&self.counters),
             sysctl: self.sysctl,
         };

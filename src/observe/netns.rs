@@ -1,0 +1,42 @@
+//! `--isolate`: the run in a fresh network namespace of its own, loopback up, so its
+//! TIME_WAIT, counters and sysctls belong to it alone and never touch the host's.
+
+use std::io;
+
+const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
+
+/// Moves the calling thread, and every thread it starts afterwards, into a new network
+/// namespace and brings its loopback up. Needs CAP_SYS_ADMIN (root).
+pub fn enter_fresh() -> io::Result<()> {
+    // SAFETY: unshare(2) with a flag; it affects only the calling thread's namespaces.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    loopback_up()
+}
+
+/// ifconfig lo up, through the SIOC[GS]IFFLAGS ioctls on a throwaway socket.
+fn loopback_up() -> io::Result<()> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    // struct ifreq: the name, then a union whose first member here is the flags (short).
+    let mut ifr = [0u8; 40];
+    ifr[..3].copy_from_slice(b"lo\0");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: a 40-byte ifreq, as large as the kernel's, for both ioctls.
+    if unsafe { libc::ioctl(fd, SIOCGIFFLAGS, ifr.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = i16::from_ne_bytes([ifr[16], ifr[17]]) | libc::IFF_UP as i16;
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(fd, SIOCSIFFLAGS, ifr.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes a sysctl of the current network namespace, e.g. `net.ipv4.tcp_tw_reuse`.
+pub fn set_sysctl(name: &str, value: &str) -> io::Result<()> {
+    std::fs::write(format!("/proc/sys/{}", name.replace('.', "/")), value)
+}
