@@ -29,6 +29,19 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run the echo server on its own until SIGINT/SIGTERM (or --duration).
     Serve(ServeArgs),
+    /// Show what SO_REUSEADDR does to a server restart while its TIME_WAIT remains.
+    Rebind(RebindArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RebindArgs {
+    /// Connections served (server closing first) before each restart.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub conns: u32,
+
+    /// Write the table as JSON (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

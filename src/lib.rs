@@ -21,6 +21,7 @@ pub mod load;
 pub mod netio;
 pub mod observe;
 pub mod parse;
+pub mod rebind;
 pub mod report;
 pub mod server;
 pub mod sockopt;

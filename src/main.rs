@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         None => run(&cli.run),
         Some(Command::Run(args)) => run(&args),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Rebind(args)) => rebind(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -59,6 +60,21 @@ fn serve(args: &tcpbench::cli::ServeArgs) -> anyhow::Result<u8> {
         "accepted {} connections, echoed {} B in / {} B out, {} resets",
         totals.accepted, totals.bytes_in, totals.bytes_out, totals.resets
     );
+    Ok(0)
+}
+
+fn rebind(args: &tcpbench::cli::RebindArgs) -> anyhow::Result<u8> {
+    if args.conns == 0 {
+        return Err(
+            UsageError("--conns must be at least 1: TIME_WAIT needs a connection".into()).into(),
+        );
+    }
+    let attempts = tcpbench::rebind::check(args.conns)?;
+    print!("{}", tcpbench::rebind::render(&attempts));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&attempts)?;
+        report::json::write_atomic(path, text.as_bytes())?;
+    }
     Ok(0)
 }
 

@@ -191,3 +191,40 @@ fn isolate_runs_with_its_own_sysctls_and_reports_port_exhaustion() {
         ["40000", "40999"]
     );
 }
+
+#[test]
+fn rebind_needs_so_reuseaddr_on_both_sockets() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("rebind.json");
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .args(["rebind", "--conns", "3", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    if !out.status.success() && !json.exists() {
+        println!(
+            "SKIPPED: cannot run in a fresh network namespace: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return;
+    }
+    let table: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = table.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(
+            u(&row["time_wait"]) >= 3,
+            "server-side TIME_WAIT was there: {row}"
+        );
+        let both = row["old_reuseaddr"] == true && row["new_reuseaddr"] == true;
+        let want = if both {
+            Value::Null
+        } else {
+            Value::from("EADDRINUSE")
+        };
+        assert_eq!(row["error"], want, "{row}");
+    }
+}
