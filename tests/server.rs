@@ -184,3 +184,51 @@ fn connections_are_steered_to_the_listener_of_their_cpu() {
         }
     });
 }
+
+/// SO_LINGER 1 s on a socket whose data the peer never takes: close() blocks for the linger
+/// time, and `close_lingering` does that off the runtime thread, which goes on running.
+#[test]
+fn lingering_close_blocks_its_thread_not_the_runtime() {
+    use std::time::Instant;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&listener)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (elapsed, ticks) = rt.block_on(async {
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_peer, _) = listener.accept().unwrap(); // accepted, never read
+        let sock = socket2::SockRef::from(&client);
+        sock.set_send_buffer_size(4096).unwrap();
+        // Fill the peer's window and our send queue: this data cannot be acknowledged.
+        let chunk = [7u8; 4096];
+        while client.try_write(&chunk).is_ok() {}
+        sock.set_linger(Some(Duration::from_secs(1))).unwrap();
+        // Ticks while close blocks, if the runtime thread is free to run it.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let t = Instant::now();
+        tcpbench::sockopt::close_lingering(client).await.unwrap();
+        let elapsed = t.elapsed();
+        ticker.abort();
+        let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        (elapsed, ticks)
+    });
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "close returned after {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "close took {elapsed:?}");
+    assert!(ticks >= 10, "the runtime kept running while close blocked");
+}
