@@ -38,10 +38,11 @@ fn cycles(c: &mut Criterion) {
         };
         let server = EchoServer::start(server_cfg.clone()).expect("server starts");
         let target = server.local_addr();
-        let mut scratch = Scratch::new(&cfg);
+        let mut scratch = Scratch::new(&cfg, conn::request_pattern(cfg.payload));
+        let (_keep, mut stop) = tokio::sync::watch::channel(false);
         group.bench_function(name, |b| {
             b.iter(|| {
-                rt.block_on(conn::run(&cfg, target, None, None, &mut scratch))
+                rt.block_on(conn::run(&cfg, target, None, None, &mut stop, &mut scratch))
                     .expect("cycle succeeds")
             })
         });

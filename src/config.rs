@@ -258,11 +258,14 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }
 
-/// Largest `--payload`: one request must fit the worker's buffer comfortably.
+/// Most workers: far above what a process's descriptors allow anyway.
+pub const MAX_CONCURRENCY: usize = 1_000_000;
+
+/// Largest `--payload`.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
 fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    crate::cpu::count()
 }
 
 fn linger_secs(secs: Option<u32>) -> Option<Duration> {
@@ -320,8 +323,8 @@ impl RunConfig {
     pub fn from_args(a: &crate::cli::RunArgs) -> Result<Self, UsageError> {
         use crate::parse::CountOrDuration;
 
-        if a.concurrency == 0 {
-            return usage("--concurrency must be at least 1");
+        if a.concurrency == 0 || a.concurrency > MAX_CONCURRENCY {
+            return usage(format!("--concurrency must be from 1 to {MAX_CONCURRENCY}"));
         }
         let load = match a.rate {
             None => LoadModel::Closed {
@@ -424,6 +427,11 @@ impl RunConfig {
             }
             (_, Some(_)) => return usage("--port-range goes with --port-strategy explicit"),
         };
+        if ports == PortStrategy::BindNoPort && a.bind.is_none() {
+            return usage(
+                "--port-strategy bind-no-port needs --bind addresses (without one it is the kernel's own choice)",
+            );
+        }
         if matches!(ports, PortStrategy::Explicit { .. })
             && a.bind.as_ref().is_some_and(|b| b.0.len() > 1)
         {
@@ -477,6 +485,11 @@ impl RunConfig {
             CloseMode::Client | CloseMode::ClientNowait | CloseMode::Rst => ServerClose::Wait,
             CloseMode::Server => ServerClose::First,
         });
+        if s.server_farewell.is_some_and(|f| f > 0) && a.close != CloseMode::Client {
+            return usage(
+                "--server-farewell is read by the client's close phase; use it with --close client",
+            );
+        }
         if a.close == CloseMode::Server && close == ServerClose::Wait {
             return usage(
                 "--close server with --server-close wait would hang (each side waits for the other's FIN); use --server-close first",

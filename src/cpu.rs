@@ -24,6 +24,11 @@ pub fn allowed() -> Vec<usize> {
         .collect()
 }
 
+/// How many CPUs this process may use.
+pub fn count() -> usize {
+    allowed().len().max(1)
+}
+
 /// The CPU that thread or worker `index` is pinned to.
 pub fn for_index(index: usize) -> usize {
     let cpus = allowed();

@@ -23,7 +23,7 @@ impl Environment {
         };
         Environment {
             kernel: read("/proc/sys/kernel/osrelease"),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpus: crate::cpu::count(),
             hostname: read("/proc/sys/kernel/hostname"),
             rlimit_nofile: nofile_limit().map_or([0, 0], |(s, h)| [s, h]),
         }

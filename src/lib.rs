@@ -128,7 +128,7 @@ fn check_fd_budget(cfg: &RunConfig) -> anyhow::Result<()> {
     } else {
         1
     };
-    let need = c * per_conn + FD_MARGIN;
+    let need = c.saturating_mul(per_conn).saturating_add(FD_MARGIN);
     if need > soft {
         let fit = (soft.saturating_sub(FD_MARGIN)) / per_conn;
         let hint = if per_conn == 2 {

@@ -73,8 +73,9 @@ pub async fn recv_eager(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize>
     }
 }
 
-/// Writes all of `buf`, waiting for readiness only when the send buffer is full.
-pub async fn send_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+/// Writes all of `buf`, waiting for readiness only when the send buffer is full; `sent`
+/// counts what went out, also when a later write fails.
+pub async fn send_all(stream: &TcpStream, mut buf: &[u8], sent: &mut u64) -> io::Result<()> {
     while !buf.is_empty() {
         let n = match raw_send(stream, buf) {
             Err(e) if would_block(&e) => {
@@ -87,6 +88,7 @@ pub async fn send_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        *sent += n as u64;
         buf = &buf[n..];
     }
     Ok(())

@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Most addresses one `--bind` range may expand to.
 const MAX_RANGE: u128 = 65_536;
 
+/// Longest duration any flag takes: far past any run, short of overflowing a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// `500ms`, `4s`, `2m`, `1h30m`. A bare number is refused: its unit would be a guess.
 pub fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -16,7 +19,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
             "'{s}' has no unit; write it with one, e.g. {s}s or {s}ms"
         ));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration like 500ms, 4s or 2m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration like 500ms, 4s or 2m"))?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "'{s}' is longer than a year; give a shorter duration"
+        ));
+    }
+    Ok(d)
 }
 
 /// A count (`1000`) or a duration (`2s`), as `--warmup` takes.
@@ -149,6 +159,18 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert!(duration("10").unwrap_err().contains("no unit"));
         assert!(duration("fast").is_err());
+        assert!(duration("400000000000y").is_err());
+        assert!(
+            duration("2years")
+                .unwrap_err()
+                .contains("longer than a year")
+        );
+        assert!(duration("400000000000y").is_err());
+        assert!(
+            duration("2years")
+                .unwrap_err()
+                .contains("longer than a year")
+        );
     }
 
     #[test]

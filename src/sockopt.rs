@@ -112,11 +112,16 @@ pub async fn close_lingering(stream: tokio::net::TcpStream) -> io::Result<()> {
 
 fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
     let one: libc::c_int = 1;
-    setsockopt(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one)
+    // SAFETY: IP_BIND_ADDRESS_NO_PORT takes an int.
+    unsafe { setsockopt(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one) }
 }
 
 /// setsockopt(2) for the options socket2 does not have.
-fn setsockopt<T>(
+///
+/// # Safety
+/// `T` must be the type the kernel expects for `level`/`name`, and any pointers inside it
+/// must be valid for the call.
+unsafe fn setsockopt<T>(
     sock: &Socket,
     level: libc::c_int,
     name: libc::c_int,
@@ -165,6 +170,7 @@ pub fn steer_by_cpu(listener: &Socket) -> io::Result<()> {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
     };
-    // `fprog` points at `prog`, which outlives the call.
-    setsockopt(listener, libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog)
+    // SAFETY: the option takes a sock_fprog, and `fprog` points at `prog`, which outlives
+    // the call.
+    unsafe { setsockopt(listener, libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog) }
 }

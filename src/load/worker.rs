@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::conn::{self, PortCycle, Scratch};
+use super::conn::{self, PortCycle, Scratch, StopSignal};
 use crate::config::{Bounds, RunConfig};
 use crate::stats::{Metric, Recorder};
 
@@ -22,15 +22,21 @@ pub struct Shared {
     pub start: Instant,
     /// Set by the supervisor on Ctrl-C; workers start no new connection once it is set.
     pub stop: Arc<AtomicBool>,
+    /// The same, to wait on: wakes workers sleeping until a scheduled start or in a --hold.
+    pub stop_signal: StopSignal,
+    /// The request payload every worker sends.
+    pub request: Arc<[u8]>,
     /// The next connection slot to claim; slots are numbered from 0 across all threads.
-    pub next_slot: AtomicU64,
+    /// Every thread writes it once per connection, so it has a cache line of its own.
+    pub next_slot: SlotCounter,
     /// Explicit local ports, when `--port-strategy explicit`.
     pub ports: Option<PortCycle>,
 }
 
 impl Shared {
     fn deadline(&self) -> Option<Instant> {
-        self.bounds.duration.map(|d| self.start + d)
+        // Durations are capped when parsed; a sum past Instant's range means "no deadline".
+        self.bounds.duration.and_then(|d| self.start.checked_add(d))
     }
 
     /// Claims the next slot, or `None` when a bound is reached or the run is stopping.
@@ -38,13 +44,18 @@ impl Shared {
         if self.stop.load(Relaxed) {
             return None;
         }
-        let slot = self.next_slot.fetch_add(1, Relaxed);
+        let slot = self.next_slot.0.fetch_add(1, Relaxed);
         match self.bounds.conns {
             Some(n) if slot >= n => None,
             _ => Some(slot),
         }
     }
 }
+
+/// The shared slot counter, alone on its cache line.
+#[derive(Default)]
+#[repr(align(64))]
+pub struct SlotCounter(pub AtomicU64);
 
 /// A thread's live counters for the progress display, on a cache line of their own.
 #[derive(Default)]
@@ -97,7 +108,8 @@ pub fn run_thread(
 /// connection, record it. Ends at a bound or on stop.
 async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, progress: &Progress) {
     let cfg = &shared.cfg;
-    let mut scratch = Scratch::new(cfg);
+    let mut scratch = Scratch::new(cfg, shared.request.clone());
+    let mut stop = shared.stop_signal.clone();
     let interval = cfg.load.rate().map(|r| 1e9 / r);
     let deadline = shared.deadline();
     while let Some(slot) = shared.claim() {
@@ -111,7 +123,10 @@ async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, pr
         if let Some(s) = scheduled
             && s > Instant::now()
         {
-            tokio::time::sleep_until(s.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(s.into()) => {}
+                _ = stop.wait_for(|stopping| *stopping) => break,
+            }
         }
         let start = Instant::now();
         if deadline.is_some_and(|d| start >= d) {
@@ -123,6 +138,7 @@ async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, pr
             shared.target,
             source,
             shared.ports.as_ref(),
+            &mut stop,
             &mut scratch,
         )
         .await;

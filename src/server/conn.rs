@@ -6,6 +6,7 @@ use tokio::net::TcpStream;
 
 use super::{Counters, Worker};
 use crate::config::ServerClose;
+use crate::load::error::{ErrorKind, Failure, Phase};
 use crate::{netio, sockopt};
 
 const BUF: usize = 16 * 1024;
@@ -76,10 +77,12 @@ async fn echo(stream: &TcpStream, w: &Worker, buf: &mut [u8]) -> End {
             Err(e) => return failed(w, &e),
         };
         Counters::add(&w.counters.bytes_in, n as u64);
-        if let Err(e) = netio::send_all(stream, &buf[..n]).await {
+        let mut out = 0;
+        let sent = netio::send_all(stream, &buf[..n], &mut out).await;
+        Counters::add(&w.counters.bytes_out, out);
+        if let Err(e) = sent {
             return failed(w, &e);
         }
-        Counters::add(&w.counters.bytes_out, n as u64);
         echoed += n as u64;
         if cfg.max_payload.is_some_and(|max| echoed > max) {
             Counters::add(&w.counters.over_limit, 1);
@@ -96,20 +99,24 @@ async fn echo(stream: &TcpStream, w: &Worker, buf: &mut [u8]) -> End {
 /// The seed's last words: bytes after the client's FIN, before the server's own FIN.
 async fn farewell(stream: &TcpStream, w: &Worker, buf: &mut [u8]) {
     let mut left = w.cfg.farewell;
-    buf.fill(b'z');
+    let chunk = left.min(buf.len());
+    buf[..chunk].fill(b'z');
     while left > 0 {
-        let n = left.min(buf.len());
-        if let Err(e) = netio::send_all(stream, &buf[..n]).await {
+        let n = left.min(chunk);
+        let mut out = 0;
+        let sent = netio::send_all(stream, &buf[..n], &mut out).await;
+        Counters::add(&w.counters.bytes_out, out);
+        if let Err(e) = sent {
             failed(w, &e);
             return;
         }
-        Counters::add(&w.counters.bytes_out, n as u64);
         left -= n;
     }
 }
 
 fn failed(w: &Worker, e: &io::Error) -> End {
-    if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) {
+    // The client's taxonomy decides what a reset is, for both ends.
+    if Failure::from_io(Phase::Echo, e).kind == ErrorKind::Reset {
         Counters::add(&w.counters.resets, 1);
     }
     End::Drop
