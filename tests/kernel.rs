@@ -228,3 +228,43 @@ fn rebind_needs_so_reuseaddr_on_both_sockets() {
         assert_eq!(row["error"], want, "{row}");
     }
 }
+
+#[test]
+fn explicit_ports_come_from_the_given_range() {
+    let _g = heavy();
+    // The client closes first, so the kernel keeps each 4-tuple in TIME_WAIT: their local
+    // ports are the ports the client bound. `ss` lists them in the same namespace.
+    let script = "ip link set lo up && \"$0\" \"$@\" > /dev/null && ss -Htan state time-wait";
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .args(["--conns", "500", "--close", "client-nowait", "-q"])
+        .args(["--port-strategy", "explicit", "--port-range", "21000-21999"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        println!(
+            "SKIPPED: cannot run in a fresh network namespace with ss: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return;
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    // Columns: Recv-Q Send-Q Local:Port Peer:Port
+    let ports: Vec<u16> = listing
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(2)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(ports.len(), 500, "{listing}");
+    assert!(
+        ports.iter().all(|p| (21000..=21999).contains(p)),
+        "ports outside the range: {ports:?}"
+    );
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::{ESTABLISHED, TIME_WAIT, config, heavy, kernel_sockets};
+use common::{ESTABLISHED, config, heavy, kernel_sockets};
 use tcpbench::config::{ServerClose, ServerConfig};
 use tcpbench::report::Report;
 use tcpbench::server::EchoServer;
@@ -212,44 +212,6 @@ fn client_nowait_closes_without_reading_the_servers_fin() {
 }
 
 #[test]
-fn explicit_ports_come_from_the_given_range() {
-    // An address no other test uses, so the TIME_WAIT seen below is this test's own.
-    let server = echo_server("127.0.0.77:0");
-    let port = server.local_addr().port();
-    let target = server.local_addr().to_string();
-    let flags = [
-        "--target",
-        &target,
-        "--conns",
-        "500",
-        "--close",
-        "client-nowait",
-    ];
-    let r = run(&[
-        &flags[..],
-        &["--port-strategy", "explicit", "--port-range", "21000-21999"],
-    ]
-    .concat());
-    server.stop();
-    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
-    assert_eq!(r.totals.succeeded, 500);
-    // The client closed first, so the kernel keeps each connection's 4-tuple in TIME_WAIT:
-    // their local ports are the ports the client bound.
-    let tw: Vec<u16> = kernel_sockets()
-        .iter()
-        .filter(|s| {
-            s.remote_ip.octets() == [127, 0, 0, 77] && s.remote_port == port && s.state == TIME_WAIT
-        })
-        .map(|s| s.local_port)
-        .collect();
-    assert!(tw.len() >= 450, "client TIME_WAIT seen: {}", tw.len());
-    assert!(
-        tw.iter().all(|p| (21000..=21999).contains(p)),
-        "ports outside the range: {tw:?}"
-    );
-}
-
-#[test]
 fn hold_keeps_connections_open_at_once() {
     let _guard = heavy();
     let cfg = config(&[
@@ -295,28 +257,19 @@ fn hold_keeps_connections_open_at_once() {
 }
 
 #[test]
-fn kernel_counters_see_the_closes() {
-    // TW counts sockets entering TIME_WAIT; OutRsts counts RSTs sent. Both are
-    // namespace-wide, and this binary's load tests run one at a time.
-    let client = run(&["--conns", "1000", "--close", "client"]);
-    assert!(
-        client.kernel.counters["TW"] >= 1000,
-        "{:?}",
-        client.kernel.counters
-    );
-    assert!(client.kernel.counters["ActiveOpens"] >= 1000);
+fn kernel_counters_cpu_and_sysctls_are_reported() {
+    // OutRsts counts RSTs sent, namespace-wide; this binary's load tests run one at a time.
+    // (TIME_WAIT figures are checked in tests/kernel.rs, in namespaces of their own: here a
+    // host whose TIME_WAIT table is full would skip them.)
     let rst = run(&["--conns", "1000", "--close", "rst"]);
     assert!(
         rst.kernel.counters["OutRsts"] >= 1000,
         "{:?}",
         rst.kernel.counters
     );
-    assert!(
-        rst.kernel.counters["TW"] < 1000,
-        "an RST leaves no TIME_WAIT: {:?}",
-        rst.kernel.counters
-    );
+    assert!(rst.kernel.counters["ActiveOpens"] >= 1000);
     assert!(rst.cpu.user_s + rst.cpu.sys_s > 0.0);
+    assert!(rst.cpu.us_per_conn > 0.0);
     assert!(
         rst.kernel
             .sysctl
