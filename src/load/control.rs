@@ -20,8 +20,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub struct Control {
     rt: tokio::runtime::Runtime,
-    sigint: Signal,
-    sigterm: Signal,
+    signals: Signals,
     /// Set on the first signal; workers read it before each new connection.
     stop: Stopper,
     interrupted: bool,
@@ -34,17 +33,16 @@ impl Control {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (sigint, sigterm) = {
+        let signals = {
             let _guard = rt.enter();
-            (
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            )
+            Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            }
         };
         Ok(Control {
             rt,
-            sigint,
-            sigterm,
+            signals,
             stop: Stopper {
                 flag: Arc::new(AtomicBool::new(false)),
                 tx: tokio::sync::watch::Sender::new(false),
@@ -83,8 +81,7 @@ impl Control {
         let bar = self.progress_bar(bounds, label);
         let Control {
             rt,
-            sigint,
-            sigterm,
+            signals,
             stop,
             interrupted,
             ..
@@ -94,8 +91,7 @@ impl Control {
             loop {
                 tokio::select! {
                     _ = done.notified() => break,
-                    _ = sigint.recv() => on_signal(stop, interrupted, &bar),
-                    _ = sigterm.recv() => on_signal(stop, interrupted, &bar),
+                    _ = signals.recv() => on_signal(stop, interrupted, &bar),
                     _ = tick.tick() => {
                         let done: u64 = progress.iter().map(|p| p.done.load(Relaxed)).sum();
                         let failed: u64 = progress.iter().map(|p| p.failed.load(Relaxed)).sum();
@@ -123,8 +119,7 @@ impl Control {
         bar.enable_steady_tick(Duration::from_millis(200));
         let Control {
             rt,
-            sigint,
-            sigterm,
+            signals,
             stop,
             interrupted,
             ..
@@ -132,8 +127,7 @@ impl Control {
         rt.block_on(async {
             tokio::select! {
                 _ = tokio::time::sleep(d) => {}
-                _ = sigint.recv() => on_signal(stop, interrupted, &bar),
-                _ = sigterm.recv() => on_signal(stop, interrupted, &bar),
+                _ = signals.recv() => on_signal(stop, interrupted, &bar),
             }
         });
         bar.finish_and_clear();
@@ -158,6 +152,21 @@ impl Control {
         }
         bar.set_prefix(label.to_string());
         bar
+    }
+}
+
+/// SIGINT and SIGTERM, both meaning "stop".
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }
 
