@@ -131,6 +131,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Stop the run once this many connections failed [default: only when the first 100 all
+    /// fail: the target is down].
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// Allow a --target that is not on this host (loopback or 0.0.0.0).
+    #[arg(long)]
+    pub allow_remote: bool,
+
     /// Pin client thread i (and embedded server worker i) to CPU i, and steer each connection
     /// to the server worker on its CPU, so no wake-up crosses CPUs [default: on with the
     /// embedded server].

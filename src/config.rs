@@ -203,6 +203,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
     pub pin: bool,
+    /// Stop once this many connections failed.
+    pub max_errors: Option<u64>,
     /// The run happens in a fresh network namespace of its own.
     pub isolate: bool,
     /// Network sysctls set in that namespace for the run.
@@ -263,6 +265,13 @@ pub const MAX_CONCURRENCY: usize = 1_000_000;
 
 /// Largest `--payload`.
 pub const MAX_PAYLOAD: usize = 16 << 20;
+
+/// Whether connecting to `ip` stays on this host: loopback, or the unspecified address
+/// (which Linux connects to loopback), IPv4-mapped forms included.
+pub fn is_local(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback() || ip.is_unspecified()
+}
 
 fn cpus() -> usize {
     crate::cpu::count()
@@ -397,6 +406,17 @@ impl RunConfig {
         let threads = a.threads.unwrap_or(cpus()).min(a.concurrency);
         // Pinning pairs client and server threads; alone, a client has nothing to pair with.
         let pin = !a.no_pin && (a.pin || a.target.is_none());
+        if a.max_errors == Some(0) {
+            return usage("--max-errors must be at least 1");
+        }
+        if let Some(t) = a.target
+            && !is_local(t.ip())
+            && !a.allow_remote
+        {
+            return usage(format!(
+                "--target {t} is not on this host; add --allow-remote to load a server you run elsewhere"
+            ));
+        }
         let target = match a.target {
             Some(addr) => {
                 if a.server.any_given() {
@@ -464,6 +484,7 @@ impl RunConfig {
             expect_farewell,
             threads,
             pin,
+            max_errors: a.max_errors,
             isolate: a.isolate,
             sysctls: a.sysctl.clone(),
             sample_interval: a.sample_interval,
@@ -514,5 +535,27 @@ impl RunConfig {
         };
         cfg.validate("server-")?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn local_targets() {
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_local(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.1", "10.0.0.1", "::ffff:192.0.2.1", "2001:db8::1"] {
+            assert!(!is_local(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

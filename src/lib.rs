@@ -71,14 +71,14 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     let server_observed = server.is_some() || target_addr.ip().is_loopback();
     let sampler = Sampler::start(target_addr, cfg.sample_interval, server_observed)
         .context("cannot start the socket-state sampler")?;
-    let (recorder, elapsed) = if ctl.interrupted() {
+    let (recorder, elapsed) = if ctl.interrupted() || ctl.aborted().is_some() {
         (Recorder::default(), Duration::ZERO)
     } else {
         let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
         (pool.recorder, pool.elapsed)
     };
     sampler.load_ended();
-    if !cfg.drain.is_zero() && !ctl.interrupted() {
+    if !cfg.drain.is_zero() && !ctl.interrupted() && ctl.aborted().is_none() {
         ctl.pause(cfg.drain, "drain");
     }
     let (tcp_states, time_wait) = sampler.stop();
@@ -91,6 +91,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             started_at,
             duration_s: elapsed.as_secs_f64(),
             interrupted: ctl.interrupted(),
+            aborted: ctl.aborted().map(str::to_string),
             target_addr,
             server: server_totals,
             environment: Environment::snapshot(),

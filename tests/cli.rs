@@ -37,6 +37,8 @@ fn bad_flags_exit_2_with_one_line() {
         ),
         (vec!["--port-strategy", "bind-no-port"], "--bind"),
         (vec!["--sysctl", "net.ipv4.tcp_tw_reuse=0"], "--isolate"),
+        // TEST-NET-1: never connected to; refused before any socket is made.
+        (vec!["--target", "192.0.2.1:80"], "--allow-remote"),
     ] {
         let out = bin().args(&args).output().unwrap();
         let err = stderr_of(&out);
@@ -223,4 +225,77 @@ fn serve_counts_what_a_run_sent() {
         "{summary}"
     );
     drop(TcpListener::bind("127.0.0.1:0"));
+}
+
+#[test]
+fn a_target_that_is_down_stops_the_run_early() {
+    let _guard = heavy();
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    // An IPv4-mapped loopback address counts as this host: no --allow-remote needed.
+    let target = format!("[::ffff:127.0.0.1]:{port}");
+    let out = bin()
+        .args(["--target", &target, "--duration", "60s", "-q", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        r["aborted"].as_str().unwrap().contains("looks down"),
+        "{}",
+        r["aborted"]
+    );
+    assert!(r["duration_s"].as_f64().unwrap() < 30.0);
+    assert_eq!(r["totals"]["succeeded"], 0);
+    assert_eq!(r["totals"]["failed"], r["totals"]["attempted"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ABORTED"));
+}
+
+#[test]
+fn max_errors_stops_after_that_many_failures() {
+    let _guard = heavy();
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let addr = holder
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .unwrap()
+        .to_string();
+    let out = bin()
+        .args([
+            "--target",
+            &addr,
+            "--duration",
+            "60s",
+            "--max-errors",
+            "50",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ABORTED") && text.contains("--max-errors 50"),
+        "{text}"
+    );
 }

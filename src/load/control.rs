@@ -24,6 +24,8 @@ pub struct Control {
     /// Set on the first signal; workers read it before each new connection.
     stop: Stopper,
     interrupted: bool,
+    /// Why the run stopped early without a signal (--max-errors, a target that is down).
+    aborted: Option<String>,
     show_progress: bool,
 }
 
@@ -48,6 +50,7 @@ impl Control {
                 tx: tokio::sync::watch::Sender::new(false),
             },
             interrupted: false,
+            aborted: None,
             show_progress: !quiet && std::io::stderr().is_terminal(),
         })
     }
@@ -65,6 +68,11 @@ impl Control {
         self.stop.stop();
     }
 
+    /// Why the run was stopped early for its errors, if it was.
+    pub fn aborted(&self) -> Option<&str> {
+        self.aborted.as_deref()
+    }
+
     /// Whether a signal ended the run early.
     pub fn interrupted(&self) -> bool {
         self.interrupted
@@ -77,6 +85,7 @@ impl Control {
         progress: &[Arc<Progress>],
         bounds: Bounds,
         label: &str,
+        max_errors: Option<u64>,
     ) {
         let bar = self.progress_bar(bounds, label);
         let Control {
@@ -84,6 +93,7 @@ impl Control {
             signals,
             stop,
             interrupted,
+            aborted,
             ..
         } = self;
         rt.block_on(async {
@@ -97,6 +107,13 @@ impl Control {
                         let failed: u64 = progress.iter().map(|p| p.failed.load(Relaxed)).sum();
                         bar.set_position(done);
                         bar.set_message(format!("{failed} failed"));
+                        if aborted.is_none()
+                            && let Some(why) = abort_reason(done, failed, max_errors)
+                        {
+                            bar.suspend(|| eprintln!("tcpbench: stopping: {why}"));
+                            stop.stop();
+                            *aborted = Some(why);
+                        }
                     }
                 }
             }
@@ -155,6 +172,20 @@ impl Control {
     }
 }
 
+/// Connections that must all have failed before a run is called off without --max-errors.
+const ALL_FAILED_AFTER: u64 = 100;
+
+/// Why a run with `done` connections, `failed` of them failed, should stop early, if it should.
+fn abort_reason(done: u64, failed: u64, max_errors: Option<u64>) -> Option<String> {
+    match max_errors {
+        Some(n) if failed >= n => Some(format!("{failed} connections failed (--max-errors {n})")),
+        None if done >= ALL_FAILED_AFTER && failed == done => Some(format!(
+            "all of the first {done} connections failed: the target looks down"
+        )),
+        _ => None,
+    }
+}
+
 /// SIGINT and SIGTERM, both meaning "stop".
 struct Signals {
     int: Signal,
@@ -195,4 +226,29 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
     bar.suspend(|| {
         eprintln!("tcpbench: interrupted; finishing in-flight connections (again to quit at once)")
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abort_reason;
+
+    #[test]
+    fn early_abort_rules() {
+        assert!(abort_reason(99, 99, None).is_none(), "too few to judge");
+        assert!(abort_reason(100, 100, None).unwrap().contains("looks down"));
+        assert!(
+            abort_reason(5000, 4999, None).is_none(),
+            "one success: the target is up"
+        );
+        assert!(
+            abort_reason(10, 5, Some(5))
+                .unwrap()
+                .contains("--max-errors 5")
+        );
+        assert!(abort_reason(10, 4, Some(5)).is_none());
+        assert!(
+            abort_reason(200, 200, Some(1000)).is_none(),
+            "an explicit limit replaces the rule"
+        );
+    }
 }

@@ -89,7 +89,7 @@ pub fn run_pool(
                 }
             }
         }
-        ctl.supervise(&done, &progress, bounds, label);
+        ctl.supervise(&done, &progress, bounds, label, cfg.max_errors);
         handles
             .into_iter()
             .map(|h| {

@@ -45,6 +45,9 @@ pub struct Report {
     pub errors: Vec<ErrorCount>,
     /// A signal ended the run early: the figures cover what was done until then.
     pub interrupted: bool,
+    /// Why the run was stopped early for its errors (--max-errors, a target that is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
     pub latency: Latency,
     /// Open loop only: latency from each connection's scheduled start (coordinated omission
     /// corrected, as wrk2 reports it).
@@ -159,6 +162,7 @@ pub struct Measured {
     pub started_at: SystemTime,
     pub duration_s: f64,
     pub interrupted: bool,
+    pub aborted: Option<String>,
     pub target_addr: SocketAddr,
     pub server: Option<ServerTotals>,
     pub environment: Environment,
@@ -204,6 +208,7 @@ impl Report {
             },
             errors,
             interrupted: m.interrupted,
+            aborted: m.aborted,
             latency: Latency {
                 connect: stats(Metric::Connect),
                 echo: stats(Metric::Echo),
@@ -305,6 +310,7 @@ pub(crate) mod fixture {
                 started_at: SystemTime::UNIX_EPOCH,
                 duration_s: 0.5,
                 interrupted: false,
+                aborted: None,
                 target_addr: "127.0.0.1:4000".parse().unwrap(),
                 server: None,
                 environment: Environment::default(),

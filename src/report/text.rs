@@ -110,6 +110,9 @@ pub fn render(r: &Report) -> String {
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
     }
+    if let Some(why) = &r.aborted {
+        let _ = writeln!(out, "ABORTED: {why}");
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
