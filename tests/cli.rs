@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use common::{bin, heavy};
 
+/// A loopback port that refuses connections: bound, never listening, so the kernel answers
+/// SYNs with RST and nobody else can take the port while the socket is held.
+fn refusing_port() -> (socket2::Socket, std::net::SocketAddr) {
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = holder.local_addr().unwrap().as_socket().unwrap();
+    (holder, addr)
+}
+
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -56,18 +67,7 @@ fn bad_flags_exit_2_with_one_line() {
 #[test]
 fn refused_connections_are_counted_and_exit_1() {
     let _guard = heavy();
-    // A bound socket that does not listen: the kernel answers SYNs with RST, and nobody else
-    // can take the port while we hold it.
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    holder
-        .bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    let addr = holder.local_addr().unwrap().as_socket().unwrap();
+    let (_holder, addr) = refusing_port();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let out = bin()
@@ -230,16 +230,8 @@ fn serve_counts_what_a_run_sent() {
 #[test]
 fn a_target_that_is_down_stops_the_run_early() {
     let _guard = heavy();
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    holder
-        .bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+    let (_holder, addr) = refusing_port();
+    let port = addr.port();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     // An IPv4-mapped loopback address counts as this host: no --allow-remote needed.
@@ -265,21 +257,8 @@ fn a_target_that_is_down_stops_the_run_early() {
 #[test]
 fn max_errors_stops_after_that_many_failures() {
     let _guard = heavy();
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    holder
-        .bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    let addr = holder
-        .local_addr()
-        .unwrap()
-        .as_socket()
-        .unwrap()
-        .to_string();
+    let (_holder, addr) = refusing_port();
+    let addr = addr.to_string();
     let out = bin()
         .args([
             "--target",
