@@ -159,9 +159,7 @@ pub fn serve(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
+        let mut signals = load::control::Signals::new()?;
         let limit = async {
             match duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -169,8 +167,7 @@ pub fn serve(
             }
         };
         tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+            _ = signals.recv() => {}
             _ = limit => {}
         }
         anyhow::Ok(())

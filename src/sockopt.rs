@@ -2,7 +2,7 @@
 //!
 //! - SO_LINGER with a non-zero time makes close() block the calling thread until the data is
 //!   acknowledged or the time runs out, whatever O_NONBLOCK says. Such a close must never run
-//!   on a runtime thread: see [`close_lingering`].
+//!   on a runtime thread: see [`close`].
 //! - SO_LINGER 0 makes close() send an RST and skip TIME_WAIT (an abortive close).
 //! - tokio's own `TcpListener::bind` turns SO_REUSEADDR on silently; listeners are built here so
 //!   the flag is what the user asked for.
@@ -96,14 +96,14 @@ pub fn set_abortive(stream: &tokio::net::TcpStream) -> io::Result<()> {
     SockRef::from(stream).set_linger(Some(Duration::ZERO))
 }
 
-/// Whether closing a socket with this SO_LINGER setting can block the closing thread.
-pub fn close_blocks(linger: Option<Duration>) -> bool {
-    linger.is_some_and(|l| !l.is_zero())
-}
-
-/// Closes a socket whose SO_LINGER time is non-zero on the blocking pool, so the runtime
-/// thread goes on while the kernel waits for the peer's acknowledgement.
-pub async fn close_lingering(stream: tokio::net::TcpStream) -> io::Result<()> {
+/// Closes a socket that was given SO_LINGER `linger`. A non-zero linger time makes close()
+/// block until the peer acknowledged everything or the time ran out, so that close runs on
+/// the blocking pool and the runtime thread goes on; any other close is a plain drop.
+pub async fn close(stream: tokio::net::TcpStream, linger: Option<Duration>) -> io::Result<()> {
+    if linger.is_none_or(|l| l.is_zero()) {
+        drop(stream);
+        return Ok(());
+    }
     let std = stream.into_std()?;
     tokio::task::spawn_blocking(move || drop(std))
         .await

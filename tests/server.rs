@@ -186,7 +186,7 @@ fn connections_are_steered_to_the_listener_of_their_cpu() {
 }
 
 /// SO_LINGER 1 s on a socket whose data the peer never takes: close() blocks for the linger
-/// time, and `close_lingering` does that off the runtime thread, which goes on running.
+/// time, and `sockopt::close` does that off the runtime thread, which goes on running.
 #[test]
 fn lingering_close_blocks_its_thread_not_the_runtime() {
     use std::time::Instant;
@@ -219,7 +219,8 @@ fn lingering_close_blocks_its_thread_not_the_runtime() {
             }
         });
         let t = Instant::now();
-        tcpbench::sockopt::close_lingering(client).await.unwrap();
+        let linger = Some(Duration::from_secs(1));
+        tcpbench::sockopt::close(client, linger).await.unwrap();
         let elapsed = t.elapsed();
         ticker.abort();
         let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);

@@ -329,14 +329,9 @@ async fn drain(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<u
 
 /// close(): off the runtime thread when SO_LINGER can make it block.
 async fn close(stream: TcpStream, cfg: &RunConfig) -> Result<(), Failure> {
-    if sockopt::close_blocks(cfg.socket.linger) {
-        sockopt::close_lingering(stream)
-            .await
-            .map_err(|e| Failure::from_io(Phase::Close, &e))
-    } else {
-        drop(stream);
-        Ok(())
-    }
+    sockopt::close(stream, cfg.socket.linger)
+        .await
+        .map_err(|e| Failure::from_io(Phase::Close, &e))
 }
 
 /// Awaits `fut` for at most `limit`; running out is a timeout of `phase`.

@@ -37,10 +37,7 @@ impl Control {
             .build()?;
         let signals = {
             let _guard = rt.enter();
-            Signals {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            }
+            Signals::new()?
         };
         Ok(Control {
             rt,
@@ -187,13 +184,22 @@ fn abort_reason(done: u64, failed: u64, max_errors: Option<u64>) -> Option<Strin
 }
 
 /// SIGINT and SIGTERM, both meaning "stop".
-struct Signals {
+pub struct Signals {
     int: Signal,
     term: Signal,
 }
 
 impl Signals {
-    async fn recv(&mut self) {
+    /// Catches both from now on; needs a runtime context.
+    pub fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next one.
+    pub async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}

@@ -161,14 +161,6 @@ pub fn errno_name(errno: i32) -> String {
     name.to_string()
 }
 
-/// The errno number of a symbolic name written by [`errno_name`].
-pub fn errno_from_name(name: &str) -> Option<i32> {
-    if let Some(n) = name.strip_prefix('E').and_then(|n| n.parse().ok()) {
-        return Some(n);
-    }
-    (1..200).find(|&e| errno_name(e) == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,10 +194,9 @@ mod tests {
     }
 
     #[test]
-    fn errno_names_round_trip() {
-        for e in [libc::ECONNREFUSED, libc::EADDRNOTAVAIL, libc::EMFILE, 200] {
-            assert_eq!(errno_from_name(&errno_name(e)), Some(e));
-        }
+    fn errno_names() {
         assert_eq!(errno_name(libc::ECONNRESET), "ECONNRESET");
+        assert_eq!(errno_name(libc::EADDRNOTAVAIL), "EADDRNOTAVAIL");
+        assert_eq!(errno_name(200), "E200");
     }
 }

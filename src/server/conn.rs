@@ -33,14 +33,13 @@ pub(super) async fn serve(stream: TcpStream, w: &Worker) {
     }
     w.buffers.borrow_mut().push(buf);
 
-    let abortive = cfg.close == ServerClose::Rst && !matches!(end, End::Drop);
-    if abortive {
+    let linger = if cfg.close == ServerClose::Rst && !matches!(end, End::Drop) {
         let _ = sockopt::set_abortive(&stream);
-    } else if sockopt::close_blocks(cfg.linger) {
-        let _ = sockopt::close_lingering(stream).await;
-        return;
-    }
-    drop(stream);
+        Some(std::time::Duration::ZERO)
+    } else {
+        cfg.linger
+    };
+    let _ = sockopt::close(stream, linger).await;
 }
 
 async fn echo(stream: &TcpStream, w: &Worker, buf: &mut [u8]) -> End {
