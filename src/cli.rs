@@ -238,6 +238,15 @@ pub struct EmbeddedServerArgs {
     /// Bytes the server sends after the client's FIN, before its own FIN.
     #[arg(long, value_name = "BYTES")]
     pub server_farewell: Option<usize>,
+
+    /// Each server worker waits this long before each accept (a slow acceptor: with a small
+    /// --server-backlog the accept queue overflows).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub server_accept_delay: Option<Duration>,
+
+    /// The server waits this long before echoing each read (a slow application).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub server_echo_delay: Option<Duration>,
 }
 
 impl EmbeddedServerArgs {
@@ -253,6 +262,8 @@ impl EmbeddedServerArgs {
             || self.server_workers.is_some()
             || self.server_nodelay
             || self.server_farewell.is_some()
+            || self.server_accept_delay.is_some()
+            || self.server_echo_delay.is_some()
     }
 }
 
@@ -320,6 +331,15 @@ pub struct ServeArgs {
     /// Close a connection that sends more than this many bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_payload: Option<u64>,
+
+    /// Each worker waits this long before each accept (a slow acceptor: with a small
+    /// --backlog the accept queue overflows).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub accept_delay: Option<Duration>,
+
+    /// Wait this long before echoing each read (a slow application).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub echo_delay: Option<Duration>,
 
     /// Stop by itself after this long.
     #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]

@@ -84,6 +84,13 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// A connection that sends more than this is closed.
     pub max_payload: Option<u64>,
+    /// Each worker waits this long before each accept(): a slow acceptor, so the accept
+    /// queue fills (a backlog test), or a regression to catch.
+    #[serde(default, with = "opt_secs")]
+    pub accept_delay: Option<Duration>,
+    /// Wait this long before echoing each read: a slow application.
+    #[serde(default, with = "opt_secs")]
+    pub echo_delay: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +110,8 @@ impl Default for ServerConfig {
             max_conns: None,
             idle_timeout: None,
             max_payload: None,
+            accept_delay: None,
+            echo_delay: None,
         }
     }
 }
@@ -299,6 +308,8 @@ impl ServerConfig {
             max_conns: a.max_conns,
             idle_timeout: a.idle_timeout,
             max_payload: a.max_payload,
+            accept_delay: a.accept_delay.filter(|d| !d.is_zero()),
+            echo_delay: a.echo_delay.filter(|d| !d.is_zero()),
         };
         cfg.validate("")?;
         Ok(cfg)
@@ -531,6 +542,8 @@ impl RunConfig {
                 .then(|| a.payload as u64 * u64::from(a.requests)),
             farewell: s.server_farewell.unwrap_or(0),
             nodelay: s.server_nodelay,
+            accept_delay: s.server_accept_delay.filter(|d| !d.is_zero()),
+            echo_delay: s.server_echo_delay.filter(|d| !d.is_zero()),
             ..defaults
         };
         cfg.validate("server-")?;

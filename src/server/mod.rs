@@ -198,6 +198,13 @@ async fn accept_loop(
                 p = sem.clone().acquire_owned() => p.ok(),
             },
         };
+        if let Some(delay) = worker.cfg.accept_delay {
+            tokio::select! {
+                biased;
+                _ = &mut stopping => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
         let accepted = tokio::select! {
             biased;
             _ = &mut stopping => break,
