@@ -21,6 +21,7 @@ pub mod load;
 pub mod netio;
 pub mod observe;
 pub mod parse;
+pub mod preflight;
 pub mod rebind;
 pub mod report;
 pub mod server;
@@ -40,14 +41,15 @@ use report::{Measured, Report};
 use server::{EchoServer, ServerTotals};
 use stats::Recorder;
 
-/// Descriptors kept free for the listener, the runtimes and files.
-const FD_MARGIN: u64 = 64;
-
 /// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
-    check_fd_budget(cfg)?;
+    preflight::check_fd_budget(cfg)?;
     if cfg.isolate {
         isolate(cfg)?;
+    }
+    let hints = port_hints(cfg);
+    for h in &hints {
+        eprintln!("tcpbench: hint: {h}");
     }
     let server = match &cfg.target {
         Target::Embedded(s) => Some(
@@ -99,8 +101,20 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             cpu,
             tcp_states,
             time_wait,
+            hints,
         },
     ))
+}
+
+/// The preflight's port hints, from the sysctls of the namespace the run is in.
+fn port_hints(cfg: &RunConfig) -> Vec<String> {
+    let target = match &cfg.target {
+        Target::Embedded(s) => s.listen.ip(),
+        Target::External(a) => a.ip(),
+    };
+    preflight::PortSettings::from_sysctls(&observe::sysctls())
+        .map(|s| preflight::port_hints(cfg, target, &s))
+        .unwrap_or_default()
 }
 
 /// Moves this thread, and so the whole run, into a fresh network namespace and sets the
@@ -116,31 +130,6 @@ fn isolate(cfg: &RunConfig) -> anyhow::Result<()> {
                 "--sysctl {name}={value}: {e}; check the name and value"
             ))
         })?;
-    }
-    Ok(())
-}
-
-/// Raises the soft descriptor limit to the hard one, and refuses a run that cannot fit.
-fn check_fd_budget(cfg: &RunConfig) -> anyhow::Result<()> {
-    let soft = environment::raise_nofile_limit().unwrap_or(u64::MAX);
-    let c = cfg.load.concurrency() as u64;
-    let per_conn = if matches!(cfg.target, Target::Embedded(_)) {
-        2
-    } else {
-        1
-    };
-    let need = c.saturating_mul(per_conn).saturating_add(FD_MARGIN);
-    if need > soft {
-        let fit = (soft.saturating_sub(FD_MARGIN)) / per_conn;
-        let hint = if per_conn == 2 {
-            "; or run `tcpbench serve` in another process and use --target"
-        } else {
-            ""
-        };
-        return Err(UsageError(format!(
-            "--concurrency {c} needs about {need} file descriptors but RLIMIT_NOFILE is {soft}; use --concurrency {fit} or less{hint}"
-        ))
-        .into());
     }
     Ok(())
 }

@@ -26,10 +26,19 @@ pub enum Metric {
     Close,
     /// The whole lifetime: socket() to close returned.
     Total,
+    /// Failed attempts only: socket() to the failure. Kept apart, so a timeout or a refusal
+    /// never shows up in the figures of connections that worked.
+    Failed,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::Connect, Metric::Echo, Metric::Close, Metric::Total];
+    pub const ALL: [Metric; 5] = [
+        Metric::Connect,
+        Metric::Echo,
+        Metric::Close,
+        Metric::Total,
+        Metric::Failed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +46,7 @@ impl Metric {
             Metric::Echo => "echo",
             Metric::Close => "close",
             Metric::Total => "total",
+            Metric::Failed => "failed",
         }
     }
 }
@@ -49,8 +59,9 @@ pub fn new_histogram() -> Histogram<u64> {
 /// What one worker thread measured.
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    /// Indexed by `Metric as usize`; successful connections only.
-    pub latency: [Histogram<u64>; 4],
+    /// Indexed by `Metric as usize`; `Failed` holds the failed attempts, the others the
+    /// successful connections only.
+    pub latency: [Histogram<u64>; 5],
     /// Open loop only: connect and total measured from each connection's scheduled start.
     pub from_schedule: [Histogram<u64>; 2],
     pub attempted: u64,
@@ -82,8 +93,10 @@ impl Recorder {
         self.latency[metric as usize].saturating_record(ns.max(1));
     }
 
-    pub fn record_failure(&mut self, failure: Failure) {
+    /// Counts a failed attempt that lasted `ns` from socket() to the failure.
+    pub fn record_failure(&mut self, failure: Failure, ns: u64) {
         self.failed += 1;
+        self.record(Metric::Failed, ns);
         *self.errors.entry(failure).or_insert(0) += 1;
     }
 
@@ -125,7 +138,7 @@ mod tests {
         for _ in 0..100 {
             b.record(Metric::Connect, 1_000_000);
         }
-        b.record_failure(Failure::new(Phase::Connect, ErrorKind::Refused));
+        b.record_failure(Failure::new(Phase::Connect, ErrorKind::Refused), 5_000);
         a.merge(&b);
         let h = a.histogram(Metric::Connect);
         assert_eq!(h.len(), 1000);
@@ -133,6 +146,9 @@ mod tests {
         assert!(h.value_at_quantile(0.95) >= 999_000);
         assert_eq!(a.failed, 1);
         assert_eq!(a.errors.values().sum::<u64>(), 1);
+        // The failure's duration is in its own histogram, not among the successes.
+        assert_eq!(a.histogram(Metric::Failed).len(), 1);
+        assert_eq!(a.histogram(Metric::Connect).min(), 1000);
     }
 
     #[test]

@@ -143,30 +143,53 @@ async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, pr
         )
         .await;
 
-        let mut r = rec.borrow_mut();
-        r.attempted += 1;
-        r.bytes_sent += scratch.sent;
-        r.bytes_received += scratch.received;
-        match outcome {
-            Ok(c) => {
-                r.succeeded += 1;
-                r.record(Metric::Connect, c.connect_ns());
-                for &e in &scratch.echo_ns {
-                    r.record(Metric::Echo, e);
-                }
-                r.record(Metric::Close, c.close_ns());
-                r.record(Metric::Total, c.total_ns(start));
-                if let Some(s) = scheduled {
-                    let from = |t: Instant| t.saturating_duration_since(s).as_nanos() as u64;
-                    r.from_schedule[0].saturating_record(from(c.established).max(1));
-                    r.from_schedule[1].saturating_record(from(c.end).max(1));
-                }
-            }
-            Err(f) => r.record_failure(f),
+        record(
+            &mut rec.borrow_mut(),
+            progress,
+            &scratch,
+            start,
+            scheduled,
+            outcome,
+        );
+        // A failure can come back without ever waiting (EADDRNOTAVAIL, EMFILE): without a
+        // yield this worker would loop on the thread and stall the other workers' echoes.
+        if outcome.is_err() {
+            tokio::task::yield_now().await;
         }
-        progress.done.store(r.attempted, Relaxed);
-        progress.failed.store(r.failed, Relaxed);
     }
+}
+
+/// Adds one connection's outcome to the thread's recorder and progress counters.
+fn record(
+    r: &mut Recorder,
+    progress: &Progress,
+    scratch: &Scratch,
+    start: Instant,
+    scheduled: Option<Instant>,
+    outcome: Result<conn::Cycle, crate::load::error::Failure>,
+) {
+    r.attempted += 1;
+    r.bytes_sent += scratch.sent;
+    r.bytes_received += scratch.received;
+    match outcome {
+        Ok(c) => {
+            r.succeeded += 1;
+            r.record(Metric::Connect, c.connect_ns());
+            for &e in &scratch.echo_ns {
+                r.record(Metric::Echo, e);
+            }
+            r.record(Metric::Close, c.close_ns());
+            r.record(Metric::Total, c.total_ns(start));
+            if let Some(s) = scheduled {
+                let from = |t: Instant| t.saturating_duration_since(s).as_nanos() as u64;
+                r.from_schedule[0].saturating_record(from(c.established).max(1));
+                r.from_schedule[1].saturating_record(from(c.end).max(1));
+            }
+        }
+        Err(f) => r.record_failure(f, start.elapsed().as_nanos() as u64),
+    }
+    progress.done.store(r.attempted, Relaxed);
+    progress.failed.store(r.failed, Relaxed);
 }
 
 fn next_source(bind: &[IpAddr], turn: &Cell<usize>) -> Option<IpAddr> {

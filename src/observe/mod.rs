@@ -27,13 +27,16 @@ pub struct Kernel {
 }
 
 /// The sysctls a report records, by name.
-pub const SYSCTLS: [&str; 8] = [
+pub const SYSCTLS: [&str; 11] = [
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_fin_timeout",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_max_tw_buckets",
     "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_syn_linear_timeouts",
     "net.ipv4.tcp_timestamps",
     "net.core.somaxconn",
 ];

@@ -56,6 +56,10 @@ pub struct TimeWait {
     /// From the end of the load until no TIME_WAIT of this run was left, when seen within
     /// `--drain`.
     pub drain_s: Option<f64>,
+    /// The most TIME_WAIT sockets of the whole network namespace at a tick, this run's and
+    /// others': what net.ipv4.tcp_max_tw_buckets caps.
+    #[serde(default)]
+    pub peak_namespace: u64,
 }
 
 enum Msg {
@@ -123,6 +127,7 @@ fn run(
             tw_total: sockstat_tw(),
             ..Sample::default()
         };
+        tw.peak_namespace = tw.peak_namespace.max(sample.tw_total.unwrap_or(0));
         // The last sample is always exact, so `end_*` describe the end.
         if now >= next_exact || stopping {
             let client = counter.count(Side::Client).ok();

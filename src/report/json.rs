@@ -22,21 +22,23 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
 pub fn read(path: &Path) -> anyhow::Result<Report> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses a report from `text`; `origin` names it in errors (a path). Any input gives a
+/// report or an error, never a panic: the fuzz tests hold it to that.
+pub fn parse(text: &str, origin: &str) -> anyhow::Result<Report> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{origin} is not JSON"))?;
     match value.get("schema").and_then(|s| s.as_str()) {
         Some(SCHEMA) => {}
         Some(other) => anyhow::bail!(
-            "{} has schema {other}; this tcpbench reads {SCHEMA}",
-            path.display()
+            "{origin} has schema {other}; this tcpbench reads {SCHEMA}: make the report again with this version"
         ),
-        None => anyhow::bail!(
-            "{} is not a tcpbench report (no \"schema\")",
-            path.display()
-        ),
+        None => anyhow::bail!("{origin} is not a tcpbench report (no \"schema\" key)"),
     }
     serde_json::from_value(value)
-        .with_context(|| format!("{} is not a valid {SCHEMA} report", path.display()))
+        .with_context(|| format!("{origin} is not a valid {SCHEMA} report"))
 }
 
 /// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.

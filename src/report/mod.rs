@@ -68,6 +68,10 @@ pub struct Report {
     /// TIME_WAIT peaks and ends per side, from the sampler.
     #[serde(default)]
     pub time_wait: TimeWait,
+    /// TIME_WAIT hit net.ipv4.tcp_max_tw_buckets: the kernel closed sockets without it
+    /// (TCPTimeWaitOverflow), so close figures are not those of normal closes.
+    #[serde(default)]
+    pub saturated: bool,
     /// The run's sockets by TCP state over time.
     #[serde(default)]
     pub tcp_states: TcpStates,
@@ -98,6 +102,9 @@ pub struct Latency {
     pub echo: PhaseStats,
     pub close: PhaseStats,
     pub total: PhaseStats,
+    /// Failed attempts: from socket() to the failure (a connect timeout shows as its timeout).
+    #[serde(default)]
+    pub failed: PhaseStats,
 }
 
 impl Latency {
@@ -107,6 +114,7 @@ impl Latency {
             Metric::Echo => &self.echo,
             Metric::Close => &self.close,
             Metric::Total => &self.total,
+            Metric::Failed => &self.failed,
         }
     }
 }
@@ -130,6 +138,12 @@ pub struct PhaseStats {
     pub max_us: f64,
     /// The histogram (values in ns), HdrHistogram compressed V2, base64.
     pub hdr: Hdr,
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        PhaseStats::from_histogram(&crate::stats::new_histogram())
+    }
 }
 
 impl PhaseStats {
@@ -170,6 +184,8 @@ pub struct Measured {
     pub cpu: CpuCost,
     pub tcp_states: TcpStates,
     pub time_wait: TimeWait,
+    /// The preflight's hints, given before the run.
+    pub hints: Vec<String>,
 }
 
 impl Report {
@@ -214,6 +230,7 @@ impl Report {
                 echo: stats(Metric::Echo),
                 close: stats(Metric::Close),
                 total: stats(Metric::Total),
+                failed: stats(Metric::Failed),
             },
             latency_from_schedule: config.load.rate().map(|_| ScheduledLatency {
                 connect: PhaseStats::from_histogram(&r.from_schedule[0]),
@@ -222,26 +239,38 @@ impl Report {
             server: m.server,
             kernel: m.kernel,
             cpu: m.cpu,
-            warnings: Vec::new(),
+            warnings: m.hints,
+            saturated: false,
             time_wait: m.time_wait,
             tcp_states: m.tcp_states,
         }
         .with_warnings()
     }
 
-    /// Adds a warning for each figure that points to a known cause.
+    /// Sets `saturated`, and adds a warning for each figure that points to a known cause.
     fn with_warnings(mut self) -> Report {
         let counter = |name: &str| self.kernel.counters.get(name).copied().unwrap_or(0);
-        let mut w = Vec::new();
+        let tw_cap: Option<u64> = self
+            .kernel
+            .sysctl
+            .get("net.ipv4.tcp_max_tw_buckets")
+            .and_then(|v| v.parse().ok());
+        self.saturated = counter("TCPTimeWaitOverflow") > 0
+            || tw_cap.is_some_and(|cap| self.time_wait.peak_namespace >= cap);
+        let mut w: Vec<String> = std::mem::take(&mut self.warnings)
+            .into_iter()
+            .map(|h| format!("preflight: {h}"))
+            .collect();
         if counter("ListenOverflows") > 0 {
             w.push(format!(
                 "{} listen-queue overflows: the backlog is too small or the server accepts too slowly; raise --server-backlog (and net.core.somaxconn)",
                 counter("ListenOverflows")
             ));
         }
-        if counter("TCPTimeWaitOverflow") > 0 {
+        if self.saturated {
             w.push(format!(
-                "TIME_WAIT table full ({} closes skipped TIME_WAIT): tcp_max_tw_buckets was reached; figures past that point are not those of a normal close",
+                "TIME_WAIT saturated: net.ipv4.tcp_max_tw_buckets ({}) was reached and {} closes skipped TIME_WAIT (TCPTimeWaitOverflow); close figures past that point are not those of a normal close: use --close rst, fewer --conns, or --isolate with a larger tcp_max_tw_buckets",
+                tw_cap.map_or("?".into(), |c| c.to_string()),
                 counter("TCPTimeWaitOverflow")
             ));
         }
@@ -258,8 +287,13 @@ impl Report {
         }
         let connect = &self.latency.connect;
         if connect.count > 0 && connect.max_us >= 900_000.0 {
+            // Since Linux 6.5 the first tcp_syn_linear_timeouts retransmits come 1 s apart.
+            let ladder = match self.kernel.sysctl.get("net.ipv4.tcp_syn_linear_timeouts") {
+                Some(n) if n != "0" => format!("1 s apart for the first {n}, then doubling"),
+                _ => "at 1 s, 3 s, 7 s, 15 s…".to_string(),
+            };
             w.push(format!(
-                "connect latency reached {:.1} s: SYN retransmits (1 s, 3 s, 7 s…) after dropped SYNs; look at ListenOverflows and the server's backlog",
+                "connect latency reached {:.1} s: dropped SYNs were retransmitted ({ladder}); look at ListenOverflows and the server's backlog",
                 connect.max_us / 1e6
             ));
         }
@@ -297,10 +331,13 @@ pub(crate) mod fixture {
             rec.record(Metric::Total, ns * 6 + i as u64);
         }
         rec.attempted += 1;
-        rec.record_failure(Failure::from_io(
-            Phase::Connect,
-            &std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
-        ));
+        rec.record_failure(
+            Failure::from_io(
+                Phase::Connect,
+                &std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
+            ),
+            15_000,
+        );
         rec.bytes_sent = 192;
         rec.bytes_received = 192;
         Report::build(
@@ -318,6 +355,7 @@ pub(crate) mod fixture {
                 cpu: CpuCost::default(),
                 tcp_states: TcpStates::default(),
                 time_wait: TimeWait::default(),
+                hints: Vec::new(),
             },
         )
     }

@@ -29,6 +29,8 @@ pub fn render(r: &Report) -> String {
     out.push('\n');
     let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
         .iter()
+        // Failed attempts get a row only when there were some.
+        .filter(|&&m| m != Metric::Failed || r.latency.failed.count > 0)
         .map(|&m| (m.name(), r.latency.get(m)))
         .collect();
     table(&mut out, "latency (µs)", &rows);
@@ -78,10 +80,13 @@ pub fn render(r: &Report) -> String {
     } else {
         "server not observable (not on this host)".into()
     };
-    let drained = tw
+    let mut drained = tw
         .drain_s
         .map(|d| format!(", drained {d:.1} s after the load"))
         .unwrap_or_default();
+    if r.saturated {
+        drained.push_str(", SATURATED (tcp_max_tw_buckets reached)");
+    }
     let _ = writeln!(
         out,
         "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1}% of a core)",
@@ -134,14 +139,22 @@ fn config_line(r: &Report) -> String {
         (None, None) => "unbounded".into(),
     };
     let server = match &c.target {
-        Target::Embedded(s) => format!(
-            "embedded server {} (close {}, backlog {}, {} worker{})",
-            r.target_addr,
-            s.close,
-            s.backlog,
-            s.workers,
-            if s.workers == 1 { "" } else { "s" }
-        ),
+        Target::Embedded(s) => {
+            let delay = |what: &str, d: Option<std::time::Duration>| {
+                d.map(|d| format!(", {what} delay {}", humantime::format_duration(d)))
+                    .unwrap_or_default()
+            };
+            format!(
+                "embedded server {} (close {}, backlog {}, {} worker{}{}{})",
+                r.target_addr,
+                s.close,
+                s.backlog,
+                s.workers,
+                if s.workers == 1 { "" } else { "s" },
+                delay("accept", s.accept_delay),
+                delay("echo", s.echo_delay),
+            )
+        }
         Target::External(_) => format!("target {}", r.target_addr),
     };
     format!(

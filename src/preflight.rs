@@ -1,0 +1,242 @@
+//! Checks before a run: will the descriptors fit, and will the local ports last?
+//!
+//! A connection that closes first on the client keeps its 4-tuple in TIME_WAIT for 60 s, and
+//! with one source address and one target every connection needs a port of its own. These
+//! checks do the arithmetic up front, so a run that will hit a limit says so before it starts
+//! and names the fix, instead of ending in a wall of EADDRNOTAVAIL.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::config::{CloseMode, PortStrategy, RunConfig, Target, UsageError};
+use crate::environment;
+
+/// Descriptors kept free for the listener, the runtimes and files.
+pub const FD_MARGIN: u64 = 64;
+
+/// Raises the soft descriptor limit to the hard one, and refuses a run that cannot fit.
+pub fn check_fd_budget(cfg: &RunConfig) -> Result<(), UsageError> {
+    let soft = environment::raise_nofile_limit().unwrap_or(u64::MAX);
+    fd_budget(cfg, soft)
+}
+
+fn fd_budget(cfg: &RunConfig, soft: u64) -> Result<(), UsageError> {
+    let c = cfg.load.concurrency() as u64;
+    let per_conn = if matches!(cfg.target, Target::Embedded(_)) {
+        2
+    } else {
+        1
+    };
+    let need = c.saturating_mul(per_conn).saturating_add(FD_MARGIN);
+    if need <= soft {
+        return Ok(());
+    }
+    let fit = (soft.saturating_sub(FD_MARGIN)) / per_conn;
+    let hint = if per_conn == 2 {
+        "; or run `tcpbench serve` in another process and use --target"
+    } else {
+        ""
+    };
+    Err(UsageError(format!(
+        "--concurrency {c} needs about {need} file descriptors but RLIMIT_NOFILE is {soft} (hard limit reached); use --concurrency {fit} or less{hint}"
+    )))
+}
+
+/// The settings the port arithmetic depends on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortSettings {
+    /// net.ipv4.ip_local_port_range, inclusive.
+    pub range: (u16, u16),
+    /// net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only.
+    pub tw_reuse: u8,
+}
+
+impl PortSettings {
+    /// Reads them from the sysctls of the namespace the run is in.
+    pub fn from_sysctls(sysctl: &BTreeMap<String, String>) -> Option<PortSettings> {
+        let range = sysctl.get("net.ipv4.ip_local_port_range")?;
+        let mut ends = range.split_whitespace().map(str::parse::<u16>);
+        let (Some(Ok(lo)), Some(Ok(hi))) = (ends.next(), ends.next()) else {
+            return None;
+        };
+        let tw_reuse = sysctl
+            .get("net.ipv4.tcp_tw_reuse")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        Some(PortSettings {
+            range: (lo, hi.max(lo)),
+            tw_reuse,
+        })
+    }
+}
+
+/// One-line hints about local ports for a run of `cfg` against `target`: empty when the
+/// ports will last.
+pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<String> {
+    let client_time_wait = matches!(
+        cfg.socket.close,
+        CloseMode::Client | CloseMode::ClientNowait
+    ) && cfg.socket.linger != Some(std::time::Duration::ZERO);
+    if !client_time_wait {
+        return Vec::new();
+    }
+    let (ports, sources, which) = match cfg.socket.ports {
+        PortStrategy::Explicit { lo, hi } => (u64::from(hi - lo) + 1, 1, "--port-range"),
+        PortStrategy::Kernel | PortStrategy::BindNoPort => (
+            u64::from(s.range.1 - s.range.0) + 1,
+            cfg.socket.bind.len().max(1) as u64,
+            "ip_local_port_range",
+        ),
+    };
+    let capacity = ports * sources;
+    let reuse = match s.tw_reuse {
+        0 => false,
+        2 => target.to_canonical().is_loopback(),
+        _ => true,
+    };
+    let warmup = cfg.warmup.and_then(|w| w.conns).unwrap_or(0);
+    let planned = match (cfg.bounds.conns, cfg.bounds.duration, cfg.load.rate()) {
+        (Some(n), _, _) => Some(n + warmup),
+        (None, Some(d), Some(rate)) => Some((rate * d.as_secs_f64()) as u64 + warmup),
+        _ => None,
+    };
+    let mut hints = Vec::new();
+    let spread = |need: u64| {
+        let addrs = need.div_ceil(ports).max(2);
+        if target.is_ipv4() {
+            format!(
+                "--bind 127.0.0.2-127.0.0.{} ({addrs} source addresses)",
+                addrs + 1
+            )
+        } else {
+            format!("--bind with {addrs} source addresses")
+        }
+    };
+    let sources_text = if sources == 1 {
+        "1 source address".to_string()
+    } else {
+        format!("{sources} source addresses")
+    };
+    if !reuse && let Some(planned) = planned {
+        if planned > capacity {
+            hints.push(format!(
+                "{planned} connections planned but only {capacity} local ports ({ports} in {which} x {sources_text}) and each stays in client TIME_WAIT for 60 s with tcp_tw_reuse={}: expect about {} local_port_exhaustion failures; use {}, --close rst or --close server, or net.ipv4.tcp_tw_reuse=1",
+                s.tw_reuse,
+                planned - capacity.min(planned),
+                spread(planned),
+            ));
+        } else if planned > capacity / 2 && cfg.socket.ports == PortStrategy::Kernel {
+            hints.push(format!(
+                "{planned} connections planned against {capacity} local ports in TIME_WAIT (tcp_tw_reuse={}): past about {} connect() slows while the kernel searches for a free port, and that shows in connect latency; use {} to keep it flat",
+                s.tw_reuse,
+                capacity / 2,
+                spread(planned * 2),
+            ));
+        }
+    }
+    if reuse && let Some(rate) = cfg.load.rate() {
+        // A TIME_WAIT socket is reused once its last timestamp is a second old.
+        if rate > capacity as f64 {
+            hints.push(format!(
+                "--rate {rate} is more than the {capacity} local ports can give in a second (TIME_WAIT is reused after 1 s): expect local_port_exhaustion; use {}",
+                spread(rate as u64),
+            ));
+        }
+    }
+    hints
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn cfg(flags: &[&str]) -> RunConfig {
+        let argv = ["tcpbench", "run"].iter().chain(flags);
+        let Some(Command::Run(a)) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        RunConfig::from_args(&a).unwrap()
+    }
+
+    const LOOP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn settings(lo: u16, hi: u16, tw_reuse: u8) -> PortSettings {
+        PortSettings {
+            range: (lo, hi),
+            tw_reuse,
+        }
+    }
+
+    #[test]
+    fn too_many_connections_for_the_ports_get_a_hint_with_the_fix() {
+        let s = settings(40000, 41999, 0);
+        let h = port_hints(&cfg(&["--conns", "3000"]), LOOP, &s);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].contains("about 1000 local_port_exhaustion"), "{h:?}");
+        assert!(h[0].contains("--bind 127.0.0.2-127.0.0.3"), "{h:?}");
+        // Four source addresses give 8,000 ports: no exhaustion, but the search slows.
+        let four = cfg(&["--conns", "3000", "--bind", "127.0.0.2-127.0.0.5"]);
+        assert!(port_hints(&four, LOOP, &s).is_empty());
+    }
+
+    #[test]
+    fn no_hint_when_ports_are_reused_or_the_client_leaves_no_time_wait() {
+        let many = ["--conns", "100000"];
+        assert!(port_hints(&cfg(&many), LOOP, &settings(32768, 60999, 2)).is_empty());
+        for close in ["rst", "server"] {
+            let c = cfg(&["--conns", "100000", "--close", close]);
+            assert!(port_hints(&c, LOOP, &settings(32768, 60999, 0)).is_empty());
+        }
+        // tw_reuse=2 covers loopback only.
+        let remote: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            port_hints(&cfg(&many), remote, &settings(32768, 60999, 2)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn half_the_range_warns_of_slower_connects() {
+        let h = port_hints(
+            &cfg(&["--conns", "20000"]),
+            LOOP,
+            &settings(32768, 60999, 0),
+        );
+        assert!(h[0].contains("connect() slows"), "{h:?}");
+    }
+
+    #[test]
+    fn a_rate_past_the_ports_per_second_warns() {
+        let c = cfg(&["--rate", "5000", "--duration", "10s"]);
+        let h = port_hints(&c, LOOP, &settings(40000, 40999, 2));
+        assert!(h[0].contains("--rate 5000"), "{h:?}");
+    }
+
+    #[test]
+    fn settings_come_from_sysctls() {
+        let sysctl = BTreeMap::from([
+            (
+                "net.ipv4.ip_local_port_range".to_string(),
+                "100 200".to_string(),
+            ),
+            ("net.ipv4.tcp_tw_reuse".to_string(), "0".to_string()),
+        ]);
+        assert_eq!(
+            PortSettings::from_sysctls(&sysctl),
+            Some(settings(100, 200, 0))
+        );
+    }
+
+    #[test]
+    fn descriptor_budget_names_the_numbers() {
+        let c = cfg(&["--concurrency", "1000"]);
+        assert!(fd_budget(&c, 20_000).is_ok());
+        let e = fd_budget(&c, 256).unwrap_err().to_string();
+        assert!(
+            e.contains("RLIMIT_NOFILE is 256") && e.contains("--concurrency 96"),
+            "{e}"
+        );
+    }
+}
