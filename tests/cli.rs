@@ -93,6 +93,12 @@ fn refused_connections_are_counted_and_exit_1() {
         r["latency"]["connect"]["count"], 0,
         "failures stay out of the histograms"
     );
+    let failed = &r["latency"]["failed"];
+    assert_eq!(
+        failed["count"], 300,
+        "failed attempts have their own: {failed}"
+    );
+    assert!(failed["max_us"].as_f64().unwrap() > 0.0, "{failed}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("refused") && text.contains("300 failed"),
@@ -277,4 +283,95 @@ fn max_errors_stops_after_that_many_failures() {
         text.contains("ABORTED") && text.contains("--max-errors 50"),
         "{text}"
     );
+}
+
+/// Runs tcpbench under `ulimit` settings given to the shell, e.g. "-Sn 256".
+fn with_ulimit(ulimit: &str, args: &[&str]) -> std::process::Output {
+    let script = format!("ulimit {ulimit} && exec \"$0\" \"$@\"");
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_low_soft_descriptor_limit_is_raised_or_the_run_refuses_with_the_numbers() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let json_arg = json.to_str().unwrap();
+    let args = [
+        "--concurrency",
+        "1000",
+        "--conns",
+        "3000",
+        "--close",
+        "rst",
+        "-q",
+        "--json",
+        json_arg,
+    ];
+    let (_, hard) = tcpbench::environment::nofile_limit().unwrap();
+    // Soft 256 under a higher hard limit: tcpbench raises the soft one and runs.
+    let out = with_ulimit("-Sn 256", &args);
+    if hard >= 2 * 1000 + 64 {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(r["totals"]["succeeded"], 3000);
+        let limit = &r["environment"]["rlimit_nofile"];
+        assert!(
+            limit[0].as_u64().unwrap() > 256,
+            "soft limit not raised: {limit}"
+        );
+        assert_eq!(limit[0], limit[1]);
+    } else {
+        println!("SKIPPED the raise: the hard limit {hard} is too low for 1,000 connections");
+    }
+
+    // Hard and soft 256: no way to fit; one line with the numbers, exit 2, nothing spins.
+    std::fs::remove_file(&json).ok();
+    let out = with_ulimit("-n 256", &args);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("RLIMIT_NOFILE is 256") && err.contains("--concurrency 96"),
+        "{err}"
+    );
+    assert!(!json.exists(), "a refused run writes no report");
+}
+
+#[test]
+fn local_targets_need_no_allow_remote_and_are_recorded_resolved() {
+    let _guard = heavy();
+    let server = tcpbench::server::EchoServer::start(tcpbench::config::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .unwrap();
+    let port = server.local_addr().port();
+    for host in ["localhost", "127.0.0.1", "0.0.0.0", "[::ffff:127.0.0.1]"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("r.json");
+        let target = format!("{host}:{port}");
+        let out = bin()
+            .args([
+                "--target", &target, "--conns", "20", "--close", "rst", "-q", "--json",
+            ])
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{target}: {}", stderr_of(&out));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(r["totals"]["succeeded"], 20, "{target}");
+        let recorded: std::net::SocketAddr = r["target_addr"].as_str().unwrap().parse().unwrap();
+        assert_eq!(recorded.port(), port);
+        assert!(
+            tcpbench::config::is_local(recorded.ip()),
+            "{target} -> {recorded}"
+        );
+    }
+    assert_eq!(server.stop().accepted, 80);
 }

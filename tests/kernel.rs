@@ -136,60 +136,168 @@ fn server_linger_zero_resets_the_client_read() {
     assert!(u(&r["server"]["accepted"]) == 500);
 }
 
-#[test]
-fn isolate_runs_with_its_own_sysctls_and_reports_port_exhaustion() {
-    let _g = heavy();
+/// Runs tcpbench with `--isolate` and `args`; returns its output and report, or `None` when
+/// no namespace can be made here.
+fn run_isolated(args: &[&str]) -> Option<(std::process::Output, Value)> {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    // 1,000 ports and no TIME_WAIT reuse: the embedded server's listener takes one of them,
-    // and the client runs out after the other 999.
     let out = Command::new(env!("CARGO_BIN_EXE_tcpbench"))
-        .args([
-            "--conns",
-            "1500",
-            "--close",
-            "client",
-            "--isolate",
-            "-q",
-            "--json",
-        ])
+        .args(args)
+        .args(["--isolate", "-q", "--json"])
         .arg(&json)
-        .args([
-            "--sysctl",
-            "net.ipv4.ip_local_port_range=40000 40999",
-            "--sysctl",
-            "net.ipv4.tcp_tw_reuse=0",
-        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(2) && stderr.contains("--isolate cannot create") {
         println!("SKIPPED: {}", stderr.trim());
-        return;
+        return None;
     }
+    let report = std::fs::read(&json).unwrap_or_else(|e| panic!("no report ({e}): {stderr}"));
+    Some((out, serde_json::from_slice(&report).unwrap()))
+}
+
+fn errors_of_kind(r: &Value, kind: &str) -> u64 {
+    r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| u(&e["count"]))
+        .sum()
+}
+
+/// 2,000 local ports and no TIME_WAIT reuse (set in the run's own namespace).
+const SMALL_PORT_RANGE: [&str; 4] = [
+    "--sysctl",
+    "net.ipv4.ip_local_port_range=40000 41999",
+    "--sysctl",
+    "net.ipv4.tcp_tw_reuse=0",
+];
+
+#[test]
+fn port_exhaustion_is_predicted_counted_and_fixed_by_more_source_addresses() {
+    let _g = heavy();
+    let mut args = vec!["--conns", "3000", "--close", "client"];
+    args.extend(SMALL_PORT_RANGE);
+    let Some((out, r)) = run_isolated(&args) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
         r["kernel"]["sysctl"]["net.ipv4.ip_local_port_range"],
-        "40000 40999"
+        "40000 41999"
     );
     assert_eq!(r["kernel"]["sysctl"]["net.ipv4.tcp_tw_reuse"], "0");
     assert!(r["kernel"]["scope"].as_str().unwrap().contains("--isolate"));
-    assert_eq!(u(&r["totals"]["succeeded"]), 999, "{}", r["errors"]);
-    assert_eq!(r["errors"][0]["kind"], "local_port_exhaustion");
+    // The embedded server's listener holds one of the 2,000 ports; the client gets the rest.
+    let exhausted = errors_of_kind(&r, "local_port_exhaustion");
+    assert_eq!(exhausted, 1001, "{}", r["errors"]);
+    assert_eq!(u(&r["totals"]["succeeded"]), 1999);
     assert_eq!(r["errors"][0]["errno"], "EADDRNOTAVAIL");
-    assert_eq!(u(&r["errors"][0]["count"]), 501);
+    assert_eq!(u(&r["latency"]["failed"]["count"]), exhausted);
+    // The hint came before the run, on stderr, and stays in the report.
     assert!(
-        r["warnings"][0].as_str().unwrap().contains("--bind"),
-        "{}",
-        r["warnings"]
+        stderr.contains("hint:") && stderr.contains("--bind 127.0.0.2-"),
+        "{stderr}"
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("preflight") && warnings.contains("EADDRNOTAVAIL"),
+        "{warnings}"
     );
     // The host's own setting is untouched.
     let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
     assert_ne!(
         host.split_whitespace().collect::<Vec<_>>(),
-        ["40000", "40999"]
+        ["40000", "41999"]
     );
+
+    // Four source addresses: four times the 4-tuples, and every connection gets a port.
+    args.extend(["--bind", "127.0.0.2-127.0.0.5"]);
+    let (out, r) = run_isolated(&args).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", r["errors"]);
+    assert_eq!(u(&r["totals"]["succeeded"]), 3000);
+    assert!(
+        u(&r["time_wait"]["peak_client"]) >= 2900,
+        "{}",
+        r["time_wait"]
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hint:"));
+}
+
+#[test]
+fn a_slow_acceptor_with_a_small_backlog_overflows_the_listen_queue() {
+    let _g = heavy();
+    // One server worker that accepts a connection every 10 ms, an accept queue of 8, and 64
+    // clients at once: SYNs are dropped and come back after the retransmit timeout.
+    let args = [
+        "--conns",
+        "200",
+        "--concurrency",
+        "64",
+        "--server-backlog",
+        "8",
+        "--server-accept-delay",
+        "10ms",
+        "--server-workers",
+        "1",
+    ];
+    let Some((out, r)) = run_isolated(&args) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(u(&r["totals"]["succeeded"]), 200);
+    let p99 = r["latency"]["connect"]["p99_us"].as_f64().unwrap();
+    assert!(p99 >= 1e6, "connect p99 {p99} µs: no SYN was retransmitted");
+    let overflows = u(&r["kernel"]["counters"]["ListenOverflows"]);
+    assert!(overflows > 0, "{}", r["kernel"]["counters"]);
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("listen-queue overflows") && warnings.contains("--server-backlog"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn a_full_time_wait_table_marks_the_report_saturated() {
+    let _g = heavy();
+    let args = [
+        "--conns",
+        "2000",
+        "--close",
+        "client",
+        "--sysctl",
+        "net.ipv4.tcp_max_tw_buckets=1000",
+    ];
+    let Some((out, r)) = run_isolated(&args) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", r["errors"]);
+    assert_eq!(r["saturated"], true, "{}", r["time_wait"]);
+    let overflow = u(&r["kernel"]["counters"]["TCPTimeWaitOverflow"]);
+    assert!(
+        (900..=1100).contains(&overflow),
+        "TCPTimeWaitOverflow {overflow}"
+    );
+    // The kernel's check lets the count reach one past the cap.
+    assert!(
+        u(&r["time_wait"]["peak_client"]) <= 1001,
+        "{}",
+        r["time_wait"]
+    );
+    assert!(
+        r["warnings"].to_string().contains("saturated"),
+        "{}",
+        r["warnings"]
+    );
+
+    // Under the cap, the same run is not saturated.
+    let (_, r) = run_isolated(&["--conns", "500", "--close", "client"]).unwrap();
+    assert_eq!(r["saturated"], false);
 }
 
 #[test]
