@@ -132,27 +132,18 @@ fn json_and_hgrm_files_are_written() {
             "{phase}: {hgrm}"
         );
     }
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
-        .collect();
+    let leftovers = temp_files(dir.path());
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
 
-#[test]
-fn sigint_writes_a_partial_report() {
-    let _guard = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut child = bin()
-        .args(["--duration", "20s", "--concurrency", "4", "-q", "--json"])
-        .arg(&json)
+/// Spawns tcpbench with `args` and returns once it catches SIGINT (bit 1 of SigCgt).
+fn spawn_catching_sigint(args: &[&str]) -> std::process::Child {
+    let child = bin()
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the child catches SIGINT (bit 1 of SigCgt), then let it run a little.
     let status_path = format!("/proc/{}/status", child.id());
     let catches_sigint = || {
         std::fs::read_to_string(&status_path)
@@ -171,20 +162,55 @@ fn sigint_writes_a_partial_report() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn sigint(child: &std::process::Child) {
     // SAFETY: signalling the child we spawned, by its pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+/// Waits for the child to exit, killing it after `limit` (a hang guard, not a timing).
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
-        if started.elapsed() > Duration::from_secs(15) {
+        if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("no exit after SIGINT");
+            panic!("no exit {limit:?} after SIGINT");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".tmp."))
+        .collect()
+}
+
+#[test]
+fn sigint_writes_a_partial_report() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let json_arg = json.to_str().unwrap();
+    let mut child = spawn_catching_sigint(&[
+        "--duration",
+        "20s",
+        "--concurrency",
+        "4",
+        "-q",
+        "--json",
+        json_arg,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&child);
+    let status = exit_within(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(130));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["interrupted"], true);
@@ -195,6 +221,76 @@ fn sigint_writes_a_partial_report() {
         Some(t["succeeded"].as_u64().unwrap() + t["failed"].as_u64().unwrap())
     );
     assert!(r["duration_s"].as_f64().unwrap() < 19.0, "stopped early");
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
+fn sigint_cuts_off_connections_that_do_not_finish() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let json_arg = json.to_str().unwrap();
+    // The server sits on every echo for 30 s: the four connections never finish by themselves.
+    let mut child = spawn_catching_sigint(&[
+        "--duration",
+        "60s",
+        "--concurrency",
+        "4",
+        "--io-timeout",
+        "60s",
+        "--server-echo-delay",
+        "30s",
+        "-q",
+        "--json",
+        json_arg,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&child);
+    let status = exit_within(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["totals"]["attempted"], 4);
+    assert_eq!(r["totals"]["failed"], 4);
+    assert_eq!(r["errors"][0]["kind"], "interrupted", "{}", r["errors"]);
+    assert_eq!(r["errors"][0]["phase"], "echo", "{}", r["errors"]);
+    assert_eq!(r["latency"]["failed"]["count"], 4);
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let json_arg = json.to_str().unwrap();
+    let mut child = spawn_catching_sigint(&[
+        "--duration",
+        "60s",
+        "--concurrency",
+        "4",
+        "--io-timeout",
+        "60s",
+        "--server-echo-delay",
+        "30s",
+        "-q",
+        "--json",
+        json_arg,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&child);
+    let second = Instant::now();
+    let status = exit_within(&mut child, Duration::from_secs(15));
+    let took = second.elapsed();
+    assert_eq!(status.code(), Some(130));
+    // Well under the 2 s grace the first signal gives connections in flight.
+    assert!(
+        took < Duration::from_secs(1),
+        "exited {took:?} after the second SIGINT"
+    );
+    assert!(!json.exists(), "no report after a second SIGINT");
+    assert!(temp_files(dir.path()).is_empty());
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! One connection's life: socket → handshake → K echoes → close, timed at the phase edges.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -52,6 +54,10 @@ pub fn request_pattern(len: usize) -> Arc<[u8]> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
+/// Where the connection in flight is: its phase and when it started. The worker's thread
+/// reads it to count connections it cuts off after a stop's grace period.
+pub type InFlight = Rc<Cell<Option<(Phase, Instant)>>>;
+
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
     /// The request, shared by all the workers of a run.
@@ -63,6 +69,7 @@ pub struct Scratch {
     /// Bytes written and read by the current connection, partial ones included.
     pub sent: u64,
     pub received: u64,
+    pub in_flight: InFlight,
 }
 
 impl Scratch {
@@ -74,6 +81,14 @@ impl Scratch {
             echo_ns: Vec::with_capacity(cfg.requests.min(1024) as usize),
             sent: 0,
             received: 0,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// Marks the connection in flight as being in `phase`.
+    fn enter(&self, phase: Phase) {
+        if let Some((_, start)) = self.in_flight.get() {
+            self.in_flight.set(Some((phase, start)));
         }
     }
 }
@@ -121,8 +136,23 @@ pub async fn run(
     s.echo_ns.clear();
     s.sent = 0;
     s.received = 0;
+    s.in_flight.set(Some((Phase::Connect, Instant::now())));
+    let outcome = cycle(cfg, target, source, ports, stop, s).await;
+    s.in_flight.set(None);
+    outcome
+}
+
+async fn cycle(
+    cfg: &RunConfig,
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    ports: Option<&PortCycle>,
+    stop: &mut StopSignal,
+    s: &mut Scratch,
+) -> Result<Cycle, Failure> {
     let (connect, stream) = handshake(target, cfg, source, ports).await?;
     let established = Instant::now();
+    s.enter(Phase::Echo);
     if let Err(f) = exchange(&stream, cfg, established, stop, s).await {
         // Even a failed connection closes the configured way: a lingering close must not
         // block this runtime thread.
@@ -130,6 +160,7 @@ pub async fn run(
         return Err(f);
     }
     let close = Instant::now();
+    s.enter(Phase::Close);
     finish(stream, cfg, s).await?;
     Ok(Cycle {
         connect,

@@ -40,6 +40,9 @@ pub enum ErrorKind {
     ShortEcho,
     /// The echo differed from what was sent.
     EchoMismatch,
+    /// Still in flight when the run was stopped (Ctrl-C, --max-errors) and cut off after the
+    /// grace period; the phase says where it was.
+    Interrupted,
     /// Anything else; the errno says what.
     Other,
 }
@@ -55,6 +58,7 @@ impl ErrorKind {
             ErrorKind::FdLimit => "fd_limit",
             ErrorKind::ShortEcho => "short_echo",
             ErrorKind::EchoMismatch => "echo_mismatch",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Other => "other",
         }
     }

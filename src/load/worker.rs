@@ -9,9 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::conn::{self, PortCycle, Scratch, StopSignal};
+use super::conn::{self, InFlight, PortCycle, Scratch, StopSignal};
+use super::error::{ErrorKind, Failure};
 use crate::config::{Bounds, RunConfig};
 use crate::stats::{Metric, Recorder};
+
+/// How long connections in flight may go on after a stop (Ctrl-C, --max-errors) before
+/// they are cut off and counted as `interrupted`.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// What all threads of one pool run share; read-mostly.
 pub struct Shared {
@@ -84,31 +89,59 @@ pub fn run_thread(
     let recorder = Rc::new(RefCell::new(Recorder::default()));
     // Each thread starts its round-robin over source addresses at a different place.
     let source_turn = Rc::new(Cell::new(index));
+    let in_flight: Vec<InFlight> = (0..workers).map(|_| InFlight::default()).collect();
     local.block_on(&rt, async {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (rec, turn) = (recorder.clone(), source_turn.clone());
+        let handles: Vec<_> = in_flight
+            .iter()
+            .map(|slot| {
+                let (rec, turn, slot) = (recorder.clone(), source_turn.clone(), slot.clone());
                 let (shared, progress) = (shared.clone(), progress.clone());
-                tokio::task::spawn_local(
-                    async move { worker(&shared, &rec, &turn, &progress).await },
-                )
+                tokio::task::spawn_local(async move {
+                    worker(&shared, &rec, &turn, &progress, slot).await
+                })
             })
             .collect();
-        for h in handles {
-            h.await.expect("worker task does not panic");
+        let all_done = async {
+            for h in handles {
+                h.await.expect("worker task does not panic");
+            }
+        };
+        // Once stopped, connections in flight get a grace period to finish, then are cut.
+        let mut stop = shared.stop_signal.clone();
+        let cut = async {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::select! {
+            _ = all_done => {}
+            _ = cut => {}
         }
     });
+    // Dropping the LocalSet drops the workers still running, and with them their sockets.
     drop(local);
-    Rc::try_unwrap(recorder)
+    let mut recorder = Rc::try_unwrap(recorder)
         .expect("workers are done")
-        .into_inner()
+        .into_inner();
+    for (phase, start) in in_flight.iter().filter_map(|slot| slot.get()) {
+        recorder.attempted += 1;
+        let ns = start.elapsed().as_nanos() as u64;
+        recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
+    }
+    recorder
 }
 
 /// The worker loop: claim a slot, wait for its scheduled start (open loop), run one
 /// connection, record it. Ends at a bound or on stop.
-async fn worker(shared: &Shared, rec: &RefCell<Recorder>, turn: &Cell<usize>, progress: &Progress) {
+async fn worker(
+    shared: &Shared,
+    rec: &RefCell<Recorder>,
+    turn: &Cell<usize>,
+    progress: &Progress,
+    in_flight: InFlight,
+) {
     let cfg = &shared.cfg;
     let mut scratch = Scratch::new(cfg, shared.request.clone());
+    scratch.in_flight = in_flight;
     let mut stop = shared.stop_signal.clone();
     let interval = cfg.load.rate().map(|r| 1e9 / r);
     let deadline = shared.deadline();
@@ -166,7 +199,7 @@ fn record(
     scratch: &Scratch,
     start: Instant,
     scheduled: Option<Instant>,
-    outcome: Result<conn::Cycle, crate::load::error::Failure>,
+    outcome: Result<conn::Cycle, Failure>,
 ) {
     r.attempted += 1;
     r.bytes_sent += scratch.sent;
