@@ -141,14 +141,16 @@ pub fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<ServerTotals> {
     environment::raise_nofile_limit().ok();
-    let server = EchoServer::start(cfg.clone())
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    on_ready(server.local_addr());
+    // The runtime and the signal handlers first: once the server accepts, its connections
+    // may take every descriptor left.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut signals = rt.block_on(async { load::control::Signals::new() })?;
+    let server = EchoServer::start(cfg.clone())
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    on_ready(server.local_addr());
     rt.block_on(async {
-        let mut signals = load::control::Signals::new()?;
         let limit = async {
             match duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -159,7 +161,6 @@ pub fn serve(
             _ = signals.recv() => {}
             _ = limit => {}
         }
-        anyhow::Ok(())
-    })?;
+    });
     Ok(server.stop())
 }

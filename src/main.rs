@@ -57,8 +57,14 @@ fn serve(args: &tcpbench::cli::ServeArgs) -> anyhow::Result<u8> {
         );
     })?;
     println!(
-        "accepted {} connections, echoed {} B in / {} B out, {} resets",
-        totals.accepted, totals.bytes_in, totals.bytes_out, totals.resets
+        "accepted {} connections, echoed {} B in / {} B out, {} resets, {} idle timeouts, {} over the byte cap, {} accept errors",
+        totals.accepted,
+        totals.bytes_in,
+        totals.bytes_out,
+        totals.resets,
+        totals.idle_timeouts,
+        totals.over_limit,
+        totals.accept_errors
     );
     Ok(0)
 }

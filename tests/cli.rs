@@ -293,6 +293,18 @@ fn a_second_sigint_exits_at_once() {
     assert!(temp_files(dir.path()).is_empty());
 }
 
+/// The address a `tcpbench serve` child says it listens on.
+fn listening_on(server: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .expect(&line)
+        .to_string()
+}
+
 #[test]
 fn serve_counts_what_a_run_sent() {
     let _guard = heavy();
@@ -302,15 +314,7 @@ fn serve_counts_what_a_run_sent() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find(|w| w.starts_with("127.0.0.1:"))
-        .expect(&line)
-        .to_string();
+    let addr = listening_on(&mut server);
     let out = bin()
         .args(["--target", &addr, "--conns", "700", "-q"])
         .output()
@@ -470,4 +474,49 @@ fn local_targets_need_no_allow_remote_and_are_recorded_resolved() {
         );
     }
     assert_eq!(server.stop().accepted, 80);
+}
+
+#[test]
+fn serve_out_of_descriptors_backs_off_instead_of_spinning() {
+    let _guard = heavy();
+    // 40 descriptors: the server runs out after accepting a couple of dozen connections,
+    // while the rest wait, completed by the kernel, in its accept queue.
+    let mut server = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 40 && exec \"$0\" serve --listen 127.0.0.1:0 --duration 2s",
+        ])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening_on(&mut server);
+    let clients: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let done = server.wait_with_output().unwrap();
+    drop(clients);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let summary = String::from_utf8_lossy(&done.stdout);
+    let count = |what: &str| -> u64 {
+        let end = summary
+            .find(what)
+            .unwrap_or_else(|| panic!("{what}: {summary}"));
+        summary[..end]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (accepted, errors) = (count(" connections"), count(" accept errors"));
+    assert!((10..60).contains(&accepted), "{summary}");
+    // A spinning accept loop fails millions of times in the 2 s; one that backs off 10 ms
+    // after each EMFILE fails at most a couple of hundred times.
+    assert!((1..=400).contains(&errors), "{summary}");
 }
