@@ -73,11 +73,11 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     let server_observed = server.is_some() || target_addr.ip().is_loopback();
     let sampler = Sampler::start(target_addr, cfg.sample_interval, server_observed)
         .context("cannot start the socket-state sampler")?;
-    let (recorder, elapsed) = if ctl.interrupted() || ctl.aborted().is_some() {
-        (Recorder::default(), Duration::ZERO)
+    let (recorder, elapsed, timeline) = if ctl.interrupted() || ctl.aborted().is_some() {
+        (Recorder::default(), Duration::ZERO, Vec::new())
     } else {
         let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
-        (pool.recorder, pool.elapsed)
+        (pool.recorder, pool.elapsed, pool.timeline)
     };
     sampler.load_ended();
     if !cfg.drain.is_zero() && !ctl.interrupted() && ctl.aborted().is_none() {
@@ -102,6 +102,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             tcp_states,
             time_wait,
             hints,
+            timeline,
         },
     ))
 }

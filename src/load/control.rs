@@ -6,7 +6,9 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -17,6 +19,15 @@ use crate::config::Bounds;
 
 /// Exit status after an interruption, as shells expect for SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Connections ended by a moment of the run, counted since its start.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Since the pool started.
+    pub t_ms: f64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
 
 pub struct Control {
     rt: tokio::runtime::Runtime,
@@ -75,16 +86,33 @@ impl Control {
         self.interrupted
     }
 
-    /// Waits for `done` while drawing progress and handling signals.
+    /// Waits for `done` while drawing progress and handling signals; returns the progress
+    /// counts at each 100 ms tick since `start`, and once more at the end.
     pub fn supervise(
         &mut self,
+        start: Instant,
         done: &Notify,
         progress: &[Arc<Progress>],
         bounds: Bounds,
         label: &str,
         max_errors: Option<u64>,
-    ) {
+    ) -> Vec<Tick> {
         let bar = self.progress_bar(bounds, label);
+        let mut timeline = Vec::new();
+        let counts = || -> (u64, u64) {
+            let done: u64 = progress.iter().map(|p| p.done.load(Relaxed)).sum();
+            let failed: u64 = progress.iter().map(|p| p.failed.load(Relaxed)).sum();
+            (done, failed)
+        };
+        let mark = |timeline: &mut Vec<Tick>| {
+            let (done, failed) = counts();
+            timeline.push(Tick {
+                t_ms: start.elapsed().as_secs_f64() * 1e3,
+                succeeded: done.saturating_sub(failed),
+                failed,
+            });
+            (done, failed)
+        };
         let Control {
             rt,
             signals,
@@ -100,8 +128,7 @@ impl Control {
                     _ = done.notified() => break,
                     _ = signals.recv() => on_signal(stop, interrupted, &bar),
                     _ = tick.tick() => {
-                        let done: u64 = progress.iter().map(|p| p.done.load(Relaxed)).sum();
-                        let failed: u64 = progress.iter().map(|p| p.failed.load(Relaxed)).sum();
+                        let (done, failed) = mark(&mut timeline);
                         bar.set_position(done);
                         bar.set_message(format!("{failed} failed"));
                         if aborted.is_none()
@@ -115,7 +142,9 @@ impl Control {
                 }
             }
         });
+        mark(&mut timeline);
         bar.finish_and_clear();
+        timeline
     }
 
     /// Waits `d` (showing `label`), or less if a signal comes: a signal cuts the wait short,

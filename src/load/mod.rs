@@ -27,6 +27,8 @@ pub struct PoolResult {
     pub recorder: Recorder,
     /// From the pool's start to its last connection's end.
     pub elapsed: Duration,
+    /// Connections ended, counted every 100 ms: the rate over time.
+    pub timeline: Vec<control::Tick>,
 }
 
 /// Decrements the running-thread count when dropped, and wakes the supervisor at zero.
@@ -69,7 +71,7 @@ pub fn run_pool(
     let remaining = AtomicUsize::new(threads);
     let done = Notify::new();
 
-    let recorders = std::thread::scope(|scope| -> anyhow::Result<Vec<Recorder>> {
+    let (recorders, timeline) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let workers = concurrency / threads + usize::from(i < concurrency % threads);
@@ -89,19 +91,31 @@ pub fn run_pool(
                 }
             }
         }
-        ctl.supervise(&done, &progress, bounds, label, cfg.max_errors);
-        handles
+        let timeline = ctl.supervise(
+            shared.start,
+            &done,
+            &progress,
+            bounds,
+            label,
+            cfg.max_errors,
+        );
+        let recorders: anyhow::Result<Vec<Recorder>> = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .map_err(|_| anyhow::anyhow!("a load thread panicked; its figures are lost"))
             })
-            .collect()
+            .collect();
+        Ok((recorders?, timeline))
     })?;
     let elapsed = shared.start.elapsed();
     let mut recorder = Recorder::default();
     for r in &recorders {
         recorder.merge(r);
     }
-    Ok(PoolResult { recorder, elapsed })
+    Ok(PoolResult {
+        recorder,
+        elapsed,
+        timeline,
+    })
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::environment::Environment;
+use crate::load::control::Tick;
 use crate::load::error::{ErrorKind, Phase};
 use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
@@ -75,6 +76,9 @@ pub struct Report {
     /// The run's sockets by TCP state over time.
     #[serde(default)]
     pub tcp_states: TcpStates,
+    /// Connections ended since the start, every 100 ms: the connection rate over time.
+    #[serde(default)]
+    pub timeline: Vec<Tick>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -186,6 +190,7 @@ pub struct Measured {
     pub time_wait: TimeWait,
     /// The preflight's hints, given before the run.
     pub hints: Vec<String>,
+    pub timeline: Vec<Tick>,
 }
 
 impl Report {
@@ -243,6 +248,7 @@ impl Report {
             saturated: false,
             time_wait: m.time_wait,
             tcp_states: m.tcp_states,
+            timeline: m.timeline,
         }
         .with_warnings()
     }
@@ -356,6 +362,7 @@ pub(crate) mod fixture {
                 tcp_states: TcpStates::default(),
                 time_wait: TimeWait::default(),
                 hints: Vec::new(),
+                timeline: Vec::new(),
             },
         )
     }
