@@ -31,6 +31,51 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show what SO_REUSEADDR does to a server restart while its TIME_WAIT remains.
     Rebind(RebindArgs),
+    /// Compare a candidate report with a baseline: every figure side by side, and exit 1
+    /// when a threshold fails (for CI).
+    Compare(CompareArgs),
+}
+
+/// Output forms of `compare` and `matrix`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The reference report (JSON from `tcpbench run --json`).
+    #[arg(value_name = "BASELINE.json")]
+    pub baseline: PathBuf,
+
+    /// The report to judge.
+    #[arg(value_name = "CANDIDATE.json")]
+    pub candidate: PathBuf,
+
+    /// Fail when FIGURE OP LIMIT holds: 'connect.p99>+10%' (change from the baseline),
+    /// 'rate_cps<-5%', 'errors>0', 'total.p99>2ms' (the candidate's value). Repeatable; each
+    /// replaces the default for its figure.
+    #[arg(long, value_name = "EXPR", value_parser = crate::compare::threshold::parse)]
+    pub fail_if: Vec<crate::compare::threshold::Threshold>,
+
+    /// Apply only the --fail-if thresholds, not the default set (errors>0, rate_cps<-20%,
+    /// connect/echo/total.p50>+25%, total.p99>+50%).
+    #[arg(long)]
+    pub no_default_thresholds: bool,
+
+    /// Compare reports whose configurations differ (the differences are listed).
+    #[arg(long)]
+    pub allow_config_change: bool,
+
+    /// How to print the comparison.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Also write an HTML report: the tables and both runs' charts overlaid (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,9 +214,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "0s")]
     pub drain: Duration,
 
+    /// Run the whole measurement N times (each against a fresh embedded server) and report
+    /// them merged, with each run's figures and their median and range: what `compare`
+    /// needs to tell a change from noise.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+
     /// Write the full report as JSON (atomically).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Write the report as Markdown (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+
+    /// Write the report as one self-contained HTML file with charts (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 
     /// Write one HdrHistogram percentile distribution (.hgrm) per phase into this folder.
     #[arg(long, value_name = "DIR")]

@@ -14,6 +14,7 @@
 //!   `.hgrm` files.
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod environment;
@@ -116,6 +117,28 @@ fn port_hints(cfg: &RunConfig) -> Vec<String> {
     preflight::PortSettings::from_sysctls(&observe::sysctls())
         .map(|s| preflight::port_hints(cfg, target, &s))
         .unwrap_or_default()
+}
+
+/// Runs `cfg` `repeat` times, each against a fresh embedded server (a new port, so one
+/// run's TIME_WAIT does not meet the next), and merges them; `each` sees every run's report.
+/// An interrupted or aborted run ends the series.
+pub fn run_repeated(
+    cfg: &RunConfig,
+    repeat: u32,
+    quiet: bool,
+    mut each: impl FnMut(u32, &Report),
+) -> anyhow::Result<Report> {
+    let mut runs = Vec::new();
+    for i in 0..repeat.max(1) {
+        let r = run(cfg, quiet)?;
+        each(i, &r);
+        let stop = r.interrupted || r.aborted.is_some();
+        runs.push(r);
+        if stop {
+            break;
+        }
+    }
+    Ok(Report::merge_runs(&runs))
 }
 
 /// Moves this thread, and so the whole run, into a fresh network namespace and sets the

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Rebind(args)) => rebind(&args),
+        Some(Command::Compare(args)) => compare(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -33,7 +34,21 @@ fn main() -> ExitCode {
 
 fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
     let cfg = RunConfig::from_args(args)?;
-    let report = tcpbench::run(&cfg, args.quiet)?;
+    if args.repeat == 0 {
+        return Err(UsageError("--repeat must be at least 1".into()).into());
+    }
+    let report = tcpbench::run_repeated(&cfg, args.repeat, args.quiet, |i, r| {
+        if args.repeat > 1 {
+            eprintln!(
+                "tcpbench: run {}/{}: {:.0} conn/s, connect p99 {:.1} µs, {} failed",
+                i + 1,
+                args.repeat,
+                r.rate_cps,
+                r.latency.connect.p99_us,
+                r.totals.failed
+            );
+        }
+    })?;
     print!("{}", report::text::render(&report));
     if let Some(path) = &args.json {
         report::json::write(&report, path)?;
@@ -82,6 +97,36 @@ fn rebind(args: &tcpbench::cli::RebindArgs) -> anyhow::Result<u8> {
         report::json::write_atomic(path, text.as_bytes())?;
     }
     Ok(0)
+}
+
+fn compare(args: &tcpbench::cli::CompareArgs) -> anyhow::Result<u8> {
+    use tcpbench::cli::Format;
+    use tcpbench::compare as cmp;
+    let read = |p: &std::path::Path| {
+        report::json::read(p).map_err(|e| {
+            UsageError(format!(
+                "{e:#}; give a report written by `tcpbench run --json`"
+            ))
+        })
+    };
+    let (base, cand) = (read(&args.baseline)?, read(&args.candidate)?);
+    let (bn, cn) = (
+        args.baseline.display().to_string(),
+        args.candidate.display().to_string(),
+    );
+    let thresholds = cmp::with_defaults(args.fail_if.clone(), !args.no_default_thresholds);
+    let c = cmp::compare(
+        (&bn, &base),
+        (&cn, &cand),
+        &thresholds,
+        args.allow_config_change,
+    )?;
+    match args.format {
+        Format::Text => print!("{}", cmp::render_text(&c)),
+        Format::Markdown => print!("{}", cmp::render_markdown(&c)),
+        Format::Json => println!("{}", cmp::render_json(&c)),
+    }
+    Ok(c.exit_code() as u8)
 }
 
 /// An error and its causes on one line.

@@ -1,9 +1,12 @@
 //! The `Report`: everything a run measured, as one serde value. Renderers (text, JSON, .hgrm)
 //! are small functions of it, testable from a hand-made report.
 
+pub mod figures;
 pub mod hdr;
 pub mod hgrm;
 pub mod json;
+mod merge;
+pub mod table;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -79,6 +82,10 @@ pub struct Report {
     /// Connections ended since the start, every 100 ms: the connection rate over time.
     #[serde(default)]
     pub timeline: Vec<Tick>,
+    /// With `--repeat N`: each run's figures, and their median and range. The rest of the
+    /// report is the runs merged (histograms merged, counts added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<figures::Repeats>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -249,6 +256,7 @@ impl Report {
             time_wait: m.time_wait,
             tcp_states: m.tcp_states,
             timeline: m.timeline,
+            repeats: None,
         }
         .with_warnings()
     }

@@ -26,6 +26,9 @@ pub fn render(r: &Report) -> String {
             ""
         },
     );
+    if let Some(rep) = &r.repeats {
+        let _ = writeln!(out, "{}", repeats_line(rep));
+    }
     out.push('\n');
     let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
         .iter()
@@ -122,6 +125,38 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// The spread of `--repeat` runs: median (min–max) of the headline figures.
+fn repeats_line(rep: &super::figures::Repeats) -> String {
+    let fig = |name: &str, unit: &str| {
+        let (Some(med), Some(lo), Some(hi)) =
+            (rep.median.get(name), rep.min.get(name), rep.max.get(name))
+        else {
+            return None;
+        };
+        Some(format!(
+            "{name} {} ({}–{}){unit}",
+            us(*med),
+            us(*lo),
+            us(*hi)
+        ))
+    };
+    let parts: Vec<String> = [
+        fig("rate_cps", " conn/s"),
+        fig("connect.p50", " µs"),
+        fig("connect.p99", " µs"),
+        fig("total.p50", " µs"),
+        fig("total.p99", " µs"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!(
+        "{} runs merged; per run, median (min–max): {}",
+        rep.runs.len(),
+        parts.join("; ")
+    )
 }
 
 fn config_line(r: &Report) -> String {

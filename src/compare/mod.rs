@@ -1,0 +1,467 @@
+//! `tcpbench compare BASELINE CANDIDATE`: every figure side by side, a verdict per row, and
+//! the thresholds that decide the exit status.
+//!
+//! With `--repeat` reports, figures are the runs' medians and a change smaller than the runs'
+//! spread is noise: neither a verdict of better or worse, nor a failed threshold.
+
+pub mod threshold;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::UsageError;
+use crate::report::Report;
+use crate::report::figures::{self, Better};
+use crate::report::table::{Table, number};
+use threshold::{Check, Threshold, change_pct};
+
+/// Without `--repeat`, a change within this share of the baseline is called noise in the
+/// verdict column (thresholds still apply).
+pub const NOISE_FLOOR: f64 = 0.05;
+
+/// One figure of both reports.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Row {
+    pub figure: String,
+    pub baseline: f64,
+    pub candidate: f64,
+    pub delta: f64,
+    /// candidate / baseline; absent when the baseline is 0.
+    pub ratio: Option<f64>,
+    /// The change the runs' spread allows (largest range of either side), 0 without repeats.
+    pub noise: f64,
+    pub verdict: Verdict,
+}
+
+#[derive(Copy, Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Better,
+    Worse,
+    WithinNoise,
+    /// A figure with no better direction (TIME_WAIT on a side, a counter) that moved.
+    Changed,
+    Same,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::WithinNoise => "within noise",
+            Verdict::Changed => "changed",
+            Verdict::Same => "same",
+        }
+    }
+}
+
+/// A threshold's outcome.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Checked {
+    pub threshold: String,
+    pub baseline: f64,
+    pub candidate: f64,
+    /// "holds", "fails", or "noise" (met, but inside the runs' spread).
+    pub outcome: &'static str,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Comparison {
+    pub baseline: String,
+    pub candidate: String,
+    /// How many runs each side's figures come from.
+    pub runs: [usize; 2],
+    pub rows: Vec<Row>,
+    pub thresholds: Vec<Checked>,
+    /// Configuration keys that differ (allowed with --allow-config-change).
+    pub config_changes: Vec<String>,
+}
+
+impl Comparison {
+    pub fn failed(&self) -> impl Iterator<Item = &Checked> {
+        self.thresholds.iter().filter(|c| c.outcome == "fails")
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.failed().next().is_some())
+    }
+}
+
+/// A report's figures as compare uses them: the medians of its runs, with their ranges.
+struct Side {
+    value: BTreeMap<String, f64>,
+    range: BTreeMap<String, f64>,
+    runs: usize,
+}
+
+impl Side {
+    fn of(r: &Report) -> Side {
+        match &r.repeats {
+            Some(rep) => Side {
+                value: rep.median.clone(),
+                range: rep
+                    .max
+                    .iter()
+                    .map(|(k, hi)| (k.clone(), hi - rep.min.get(k).copied().unwrap_or(*hi)))
+                    .collect(),
+                runs: rep.runs.len(),
+            },
+            None => Side {
+                value: figures::of(r).into_iter().collect(),
+                range: BTreeMap::new(),
+                runs: 1,
+            },
+        }
+    }
+}
+
+/// Compares `cand` with `base` (named by their paths) under `thresholds`.
+pub fn compare(
+    (base_name, base): (&str, &Report),
+    (cand_name, cand): (&str, &Report),
+    thresholds: &[Threshold],
+    allow_config_change: bool,
+) -> Result<Comparison, UsageError> {
+    let config_changes = config_diff(base, cand);
+    if !config_changes.is_empty() && !allow_config_change {
+        return Err(UsageError(format!(
+            "{base_name} and {cand_name} were made with different configurations ({}); compare runs of one configuration, or add --allow-config-change",
+            config_changes.join(", ")
+        )));
+    }
+    let (b, c) = (Side::of(base), Side::of(cand));
+    // The baseline's order, then figures only the candidate has.
+    let mut names: Vec<String> = figures::of(base).into_iter().map(|(n, _)| n).collect();
+    for (n, _) in figures::of(cand) {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let value = |s: &Side, n: &str| s.value.get(n).copied().unwrap_or(0.0);
+    let noise = |n: &str| {
+        let r = |s: &Side| s.range.get(n).copied().unwrap_or(0.0);
+        r(&b).max(r(&c))
+    };
+    let rows = names
+        .iter()
+        .map(|n| {
+            let (bv, cv) = (value(&b, n), value(&c, n));
+            let noise = noise(n);
+            Row {
+                figure: n.clone(),
+                baseline: bv,
+                candidate: cv,
+                delta: cv - bv,
+                ratio: (bv != 0.0).then(|| cv / bv),
+                noise,
+                verdict: verdict(figures::better(n), bv, cv, noise),
+            }
+        })
+        .collect();
+    let thresholds = thresholds
+        .iter()
+        .map(|t| {
+            let (bv, cv) = (value(&b, &t.figure), value(&c, &t.figure));
+            let outcome = match t.check(bv, cv, noise(&t.figure)) {
+                Check::Holds => "holds",
+                Check::Fails => "fails",
+                Check::Noise => "noise",
+            };
+            Checked {
+                threshold: t.to_string(),
+                baseline: bv,
+                candidate: cv,
+                outcome,
+            }
+        })
+        .collect();
+    Ok(Comparison {
+        baseline: base_name.to_string(),
+        candidate: cand_name.to_string(),
+        runs: [b.runs, c.runs],
+        rows,
+        thresholds,
+        config_changes,
+    })
+}
+
+fn verdict(better: Better, base: f64, cand: f64, noise: f64) -> Verdict {
+    let delta = cand - base;
+    let band = noise.max(NOISE_FLOOR * base.abs());
+    match better {
+        _ if delta == 0.0 => Verdict::Same,
+        Better::Neither => Verdict::Changed,
+        _ if delta.abs() <= band => Verdict::WithinNoise,
+        Better::Lower if delta < 0.0 => Verdict::Better,
+        Better::Higher if delta > 0.0 => Verdict::Better,
+        _ => Verdict::Worse,
+    }
+}
+
+/// The user's thresholds, with the defaults for figures they did not name.
+pub fn with_defaults(given: Vec<Threshold>, defaults: bool) -> Vec<Threshold> {
+    let mut all = given;
+    if defaults {
+        for d in threshold::defaults() {
+            if !all.iter().any(|t| t.figure == d.figure) {
+                all.push(d);
+            }
+        }
+    }
+    all
+}
+
+/// The configuration keys (dotted JSON paths) whose values differ.
+fn config_diff(a: &Report, b: &Report) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(&a.config).unwrap_or_default(),
+        serde_json::to_value(&b.config).unwrap_or_default(),
+    );
+    let mut out = Vec::new();
+    diff("", &a, &b, &mut out);
+    out
+}
+
+fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value::Object;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff(
+                    &p,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
+/// The figures table: figure, baseline, candidate, delta, ratio, verdict.
+pub fn table(c: &Comparison) -> Table {
+    let mut t = Table::new([
+        "figure",
+        "baseline",
+        "candidate",
+        "delta",
+        "ratio",
+        "verdict",
+    ]);
+    for r in &c.rows {
+        t.row([
+            r.figure.clone(),
+            number(r.baseline),
+            number(r.candidate),
+            format!(
+                "{}{}",
+                if r.delta > 0.0 { "+" } else { "" },
+                number(r.delta)
+            ),
+            r.ratio
+                .map(|x| format!("{x:.2}x"))
+                .unwrap_or_else(|| "-".into()),
+            r.verdict.as_str().to_string(),
+        ]);
+    }
+    t
+}
+
+/// The thresholds table.
+pub fn threshold_table(c: &Comparison) -> Table {
+    let mut t = Table::new(["threshold", "baseline", "candidate", "change", "outcome"]);
+    for x in &c.thresholds {
+        let pct = change_pct(x.baseline, x.candidate);
+        t.row([
+            x.threshold.clone(),
+            number(x.baseline),
+            number(x.candidate),
+            if pct.is_finite() {
+                format!("{pct:+.1}%")
+            } else {
+                "-".into()
+            },
+            match x.outcome {
+                "fails" => "FAILS".to_string(),
+                "noise" => "holds (within the runs' spread)".to_string(),
+                o => o.to_string(),
+            },
+        ]);
+    }
+    t
+}
+
+fn headline(c: &Comparison) -> String {
+    let runs = |n: usize| {
+        if n == 1 {
+            "1 run".to_string()
+        } else {
+            format!("median of {n} runs")
+        }
+    };
+    format!(
+        "baseline {} ({}) vs candidate {} ({})",
+        c.baseline,
+        runs(c.runs[0]),
+        c.candidate,
+        runs(c.runs[1])
+    )
+}
+
+fn verdict_line(c: &Comparison) -> String {
+    let failed: Vec<&str> = c.failed().map(|x| x.threshold.as_str()).collect();
+    if failed.is_empty() {
+        format!("PASS: all {} thresholds hold", c.thresholds.len())
+    } else {
+        format!("FAIL: {}", failed.join(", "))
+    }
+}
+
+pub fn render_text(c: &Comparison) -> String {
+    let mut out = format!("{}\n", headline(c));
+    if !c.config_changes.is_empty() {
+        out.push_str(&format!(
+            "config changes: {}\n",
+            c.config_changes.join(", ")
+        ));
+    }
+    out.push('\n');
+    out.push_str(&table(c).to_text());
+    out.push('\n');
+    out.push_str(&threshold_table(c).to_text());
+    out.push_str(&verdict_line(c));
+    out.push('\n');
+    out
+}
+
+pub fn render_markdown(c: &Comparison) -> String {
+    let mut out = format!("### tcpbench compare: {}\n\n", verdict_line(c));
+    out.push_str(&format!("{}\n\n", headline(c)));
+    if !c.config_changes.is_empty() {
+        out.push_str(&format!(
+            "Config changes: `{}`\n\n",
+            c.config_changes.join("`, `")
+        ));
+    }
+    out.push_str(&threshold_table(c).to_markdown());
+    out.push('\n');
+    out.push_str(&table(c).to_markdown());
+    out
+}
+
+pub fn render_json(c: &Comparison) -> String {
+    serde_json::to_string_pretty(c).expect("a comparison serializes")
+}
+
+/// The HTML report's table part.
+pub fn render_html_table(c: &Comparison) -> String {
+    use crate::report::table::escape;
+    format!(
+        "<p><strong>{}</strong></p>\n<p>{}</p>\n{}\n{}",
+        escape(&verdict_line(c)),
+        escape(&headline(c)),
+        threshold_table(c).to_html(),
+        table(c).to_html()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    fn slower(mut r: Report, factor: f64) -> Report {
+        r.latency.echo.p50_us *= factor;
+        r.latency.total.p50_us *= factor;
+        r.rate_cps /= factor;
+        r
+    }
+
+    #[test]
+    fn a_slower_candidate_fails_and_an_equal_one_passes() {
+        let base = fixture::report();
+        let ts = with_defaults(vec![], true);
+        // The fixture has a failed connection; the default errors>0 would fail both.
+        let ts: Vec<_> = ts.into_iter().filter(|t| t.figure != "errors").collect();
+        let same = compare(("a", &base), ("b", &base.clone()), &ts, false).unwrap();
+        assert_eq!(same.exit_code(), 0, "{}", render_text(&same));
+        assert!(same.rows.iter().all(|r| r.verdict == Verdict::Same));
+        let worse = compare(("a", &base), ("b", &slower(base.clone(), 2.0)), &ts, false).unwrap();
+        assert_eq!(worse.exit_code(), 1);
+        let failed: Vec<&str> = worse.failed().map(|c| c.threshold.as_str()).collect();
+        assert!(
+            failed.contains(&"echo.p50>+25%") && failed.contains(&"rate_cps<-20%"),
+            "{failed:?}"
+        );
+        let row = worse.rows.iter().find(|r| r.figure == "echo.p50").unwrap();
+        assert_eq!(row.verdict, Verdict::Worse);
+        assert_eq!(row.ratio, Some(2.0));
+        assert!(
+            render_text(&worse).contains("FAIL: rate_cps<-20%"),
+            "{}",
+            render_text(&worse)
+        );
+    }
+
+    #[test]
+    fn changes_inside_the_runs_spread_are_noise() {
+        let base = fixture::report();
+        let mut runs = vec![base.clone(), slower(base.clone(), 1.5)];
+        let spread_base = Report::merge_runs(&runs);
+        runs = vec![slower(base.clone(), 1.6), slower(base.clone(), 1.7)];
+        let cand = Report::merge_runs(&runs);
+        let t = vec![threshold::parse("echo.p50>+10%").unwrap()];
+        let c = compare(("a", &spread_base), ("b", &cand), &t, false).unwrap();
+        assert_eq!(c.thresholds[0].outcome, "noise", "{}", render_text(&c));
+        assert_eq!(c.exit_code(), 0);
+        assert_eq!(c.runs, [2, 2]);
+    }
+
+    #[test]
+    fn different_configs_are_refused_unless_allowed() {
+        let base = fixture::report();
+        let mut cand = base.clone();
+        cand.config.payload = 1000;
+        let e = compare(("a.json", &base), ("b.json", &cand), &[], false).unwrap_err();
+        assert!(
+            e.0.contains("payload: 64 vs 1000") && e.0.contains("--allow-config-change"),
+            "{}",
+            e.0
+        );
+        let c = compare(("a.json", &base), ("b.json", &cand), &[], true).unwrap();
+        assert_eq!(c.config_changes, ["payload: 64 vs 1000"]);
+    }
+
+    #[test]
+    fn user_thresholds_replace_the_default_for_their_figure() {
+        let t = with_defaults(vec![threshold::parse("errors>10").unwrap()], true);
+        assert_eq!(t.iter().filter(|t| t.figure == "errors").count(), 1);
+        assert_eq!(t.len(), threshold::DEFAULTS.len());
+        assert!(with_defaults(vec![], false).is_empty());
+    }
+
+    #[test]
+    fn markdown_leads_with_the_verdict() {
+        let base = fixture::report();
+        let c = compare(("a", &base), ("b", &base), &[], false).unwrap();
+        let md = render_markdown(&c);
+        assert!(md.starts_with("### tcpbench compare: PASS"), "{md}");
+        assert!(md.contains("| figure | baseline | candidate |"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&render_json(&c)).unwrap();
+        assert_eq!(json["rows"][0]["figure"], "rate_cps");
+    }
+}
