@@ -4,7 +4,9 @@
 pub mod figures;
 pub mod hdr;
 pub mod hgrm;
+pub mod html;
 pub mod json;
+pub mod markdown;
 mod merge;
 pub mod table;
 pub mod text;

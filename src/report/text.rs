@@ -159,7 +159,7 @@ fn repeats_line(rep: &super::figures::Repeats) -> String {
     )
 }
 
-fn config_line(r: &Report) -> String {
+pub(crate) fn config_line(r: &Report) -> String {
     let c = &r.config;
     let load = match c.load {
         LoadModel::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
