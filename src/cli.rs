@@ -34,6 +34,54 @@ pub enum Command {
     /// Compare a candidate report with a baseline: every figure side by side, and exit 1
     /// when a threshold fails (for CI).
     Compare(CompareArgs),
+    /// Run the named scenarios of a TOML file one after another and compare them in one
+    /// table (scenarios as columns).
+    Matrix(MatrixArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MatrixArgs {
+    /// The scenarios: [defaults] and [[scenario]] tables whose keys are `tcpbench run` flags
+    /// without their dashes (see reports/scenarios/).
+    #[arg(value_name = "SCENARIOS.toml")]
+    pub file: PathBuf,
+
+    /// Run each scenario in a fresh network namespace of its own (root), so its TIME_WAIT,
+    /// counters and sysctls (`sysctl = { … }`) are its alone.
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// Load this server instead of an embedded one (client-only scenarios).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+
+    /// Allow a --target that is not on this host.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Run each scenario N times and report them merged, with their spread.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+
+    /// How to print the table.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write every scenario's report and flags as JSON (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write the table as Markdown (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+
+    /// Write an HTML report: the table and every scenario's charts overlaid (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+
+    /// No progress bars.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Output forms of `compare` and `matrix`.
@@ -137,9 +185,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     pub linger: Option<u32>,
 
-    /// SO_REUSEADDR on client sockets.
-    #[arg(long)]
+    /// SO_REUSEADDR on client sockets [default: on with --port-strategy explicit, where it
+    /// lets bind() take a port whose last connection is still in TIME_WAIT; off otherwise].
+    #[arg(long, overrides_with = "no_reuseaddr")]
     pub reuseaddr: bool,
+
+    /// No SO_REUSEADDR on client sockets, even with explicit ports (bind() then fails with
+    /// EADDRINUSE on a port in TIME_WAIT).
+    #[arg(long)]
+    pub no_reuseaddr: bool,
 
     /// TCP_NODELAY on client sockets.
     #[arg(long)]

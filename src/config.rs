@@ -485,7 +485,8 @@ impl RunConfig {
             socket: ClientSocket {
                 close: a.close,
                 linger: linger_secs(a.linger),
-                reuseaddr: a.reuseaddr,
+                reuseaddr: a.reuseaddr
+                    || (matches!(ports, PortStrategy::Explicit { .. }) && !a.no_reuseaddr),
                 nodelay: a.nodelay,
                 bind,
                 ports,

@@ -19,6 +19,7 @@ pub mod config;
 pub mod cpu;
 pub mod environment;
 pub mod load;
+pub mod matrix;
 pub mod netio;
 pub mod observe;
 pub mod parse;

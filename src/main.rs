@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Rebind(args)) => rebind(&args),
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Matrix(args)) => matrix(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -52,6 +53,21 @@ fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
     print!("{}", report::text::render(&report));
     if let Some(path) = &args.json {
         report::json::write(&report, path)?;
+    }
+    if let Some(path) = &args.markdown {
+        write_file(path, &report::markdown::render(&report))?;
+    }
+    if let Some(path) = &args.html {
+        let table = report::table::escape(&report::text::render(&report));
+        let page = report::html::render(
+            "tcpbench run",
+            &format!("<pre>{table}</pre>"),
+            &[report::html::Series {
+                label: "run",
+                report: &report,
+            }],
+        );
+        write_file(path, &page)?;
     }
     if let Some(dir) = &args.hgrm {
         report::hgrm::write_all(&report, dir)?;
@@ -126,7 +142,98 @@ fn compare(args: &tcpbench::cli::CompareArgs) -> anyhow::Result<u8> {
         Format::Markdown => print!("{}", cmp::render_markdown(&c)),
         Format::Json => println!("{}", cmp::render_json(&c)),
     }
+    if let Some(path) = &args.html {
+        let series = [
+            report::html::Series {
+                label: "baseline",
+                report: &base,
+            },
+            report::html::Series {
+                label: "candidate",
+                report: &cand,
+            },
+        ];
+        let page = report::html::render("tcpbench compare", &cmp::render_html_table(&c), &series);
+        write_file(path, &page)?;
+    }
     Ok(c.exit_code() as u8)
+}
+
+fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
+    use tcpbench::cli::Format;
+    use tcpbench::matrix::{self, Matrix, Outcome};
+    if args.repeat == 0 {
+        return Err(UsageError("--repeat must be at least 1".into()).into());
+    }
+    let common = matrix::Common {
+        isolate: args.isolate,
+        target: args.target.clone(),
+        allow_remote: args.allow_remote,
+    };
+    let scenarios = matrix::load(&args.file, &common)?;
+    let mut m = Matrix {
+        schema: matrix::SCHEMA.into(),
+        file: args.file.display().to_string(),
+        scenarios: Vec::new(),
+    };
+    let n = scenarios.len();
+    let mut interrupted = false;
+    for (i, s) in scenarios.into_iter().enumerate() {
+        eprintln!(
+            "tcpbench matrix: [{}/{n}] {}: tcpbench run {}",
+            i + 1,
+            s.name,
+            s.args.join(" ")
+        );
+        let report = tcpbench::run_repeated(&s.config, args.repeat, args.quiet, |_, _| {})?;
+        interrupted = report.interrupted;
+        m.scenarios.push(Outcome {
+            name: s.name,
+            args: s.args,
+            report,
+        });
+        if interrupted {
+            eprintln!("tcpbench matrix: interrupted; reporting the scenarios run so far");
+            break;
+        }
+    }
+    match args.format {
+        Format::Text => print!("{}", matrix::render_text(&m)),
+        Format::Markdown => print!("{}", matrix::render_markdown(&m)),
+        Format::Json => println!("{}", matrix::render_json(&m)),
+    }
+    if let Some(path) = &args.json {
+        write_file(path, &matrix::render_json(&m))?;
+    }
+    if let Some(path) = &args.markdown {
+        write_file(path, &matrix::render_markdown(&m))?;
+    }
+    if let Some(path) = &args.html {
+        let series: Vec<report::html::Series> = m
+            .scenarios
+            .iter()
+            .map(|s| report::html::Series {
+                label: &s.name,
+                report: &s.report,
+            })
+            .collect();
+        let title = format!("tcpbench matrix {}", m.file);
+        write_file(
+            path,
+            &report::html::render(&title, &matrix::render_html_table(&m), &series),
+        )?;
+    }
+    Ok(if interrupted {
+        tcpbench::load::control::EXIT_INTERRUPTED as u8
+    } else {
+        u8::from(m.scenarios.iter().any(|s| s.report.totals.failed > 0))
+    })
+}
+
+/// Writes a rendered report atomically.
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    report::json::write_atomic(path, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// An error and its causes on one line.
@@ -146,10 +253,17 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
     let rendered = e.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
+    let mut first = lines
         .next()
         .unwrap_or("bad usage")
-        .trim_start_matches("error: ");
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
     let tip = lines
         .find(|l| l.starts_with("tip:"))
         .map(|t| format!(" ({t})"))

@@ -89,7 +89,11 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
         ),
     };
     let capacity = ports * sources;
+    let explicit = matches!(cfg.socket.ports, PortStrategy::Explicit { .. });
+    // A socket bound to its port explicitly may take over a TIME_WAIT 4-tuple whatever
+    // tcp_tw_reuse says (TCP timestamps on), but its bind() needs SO_REUSEADDR.
     let reuse = match s.tw_reuse {
+        _ if explicit => cfg.socket.reuseaddr,
         0 => false,
         2 => target.to_canonical().is_loopback(),
         _ => true,
@@ -118,7 +122,12 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
         format!("{sources} source addresses")
     };
     if !reuse && let Some(planned) = planned {
-        if planned > capacity {
+        if explicit && planned > capacity {
+            hints.push(format!(
+                "{planned} connections planned over {capacity} ports of --port-range without SO_REUSEADDR: bind() fails with EADDRINUSE on each port still in TIME_WAIT, so expect about {} local_port_exhaustion failures; drop --no-reuseaddr, widen --port-range, or use --close rst or --close server",
+                planned - capacity,
+            ));
+        } else if planned > capacity {
             hints.push(format!(
                 "{planned} connections planned but only {capacity} local ports ({ports} in {which} x {sources_text}) and each stays in client TIME_WAIT for 60 s with tcp_tw_reuse={}: expect about {} local_port_exhaustion failures; use {}, --close rst or --close server, or net.ipv4.tcp_tw_reuse=1",
                 s.tw_reuse,
@@ -194,6 +203,30 @@ mod tests {
         assert_eq!(
             port_hints(&cfg(&many), remote, &settings(32768, 60999, 2)).len(),
             1
+        );
+    }
+
+    #[test]
+    fn explicit_ports_without_reuseaddr_run_out() {
+        let flags = [
+            "--conns",
+            "3000",
+            "--port-strategy",
+            "explicit",
+            "--port-range",
+            "20000-20999",
+        ];
+        let s = settings(32768, 60999, 0);
+        assert!(
+            port_hints(&cfg(&flags), LOOP, &s).is_empty(),
+            "SO_REUSEADDR by default"
+        );
+        let mut no = flags.to_vec();
+        no.push("--no-reuseaddr");
+        let h = port_hints(&cfg(&no), LOOP, &s);
+        assert!(
+            h[0].contains("about 2000 local_port_exhaustion") && h[0].contains("EADDRINUSE"),
+            "{h:?}"
         );
     }
 

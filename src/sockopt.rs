@@ -46,8 +46,8 @@ pub fn client_socket(target: &SocketAddr, opts: &ClientSocket, local: Local) -> 
     };
     match (local.port, local.ip, opts.ports) {
         (Some(port), ip, _) => {
-            // An explicit port may still hold TIME_WAIT from its last use.
-            sock.set_reuse_address(true)?;
+            // SO_REUSEADDR (on by default here) lets the bind take a port whose last
+            // connection is still in TIME_WAIT.
             sock.bind(&SocketAddr::new(ip.unwrap_or_else(any), port).into())?;
         }
         (None, Some(ip), _) => {

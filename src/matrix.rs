@@ -1,0 +1,522 @@
+//! `tcpbench matrix SCENARIOS.toml`: named scenarios run one after another, compared in one
+//! table with the scenarios as columns.
+//!
+//! A scenario is a set of `tcpbench run` flags written as TOML keys without their dashes
+//! (`close = "rst"`, `server-backlog = 5`, `reuseaddr = true`, `sysctl = { "net.ipv4.tcp_tw_reuse" = "0" }`),
+//! on top of the file's `[defaults]`. Each scenario is parsed by the same code as the command
+//! line, so every flag works and every error is the flag's own, placed at its file and line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clap::{CommandFactory, Parser};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::cli::{Cli, Command};
+use crate::config::{RunConfig, UsageError};
+use crate::report::Report;
+use crate::report::figures;
+use crate::report::table::{Table, number};
+
+/// The schema of `matrix --json`.
+pub const SCHEMA: &str = "tcpbench.matrix.v1";
+
+/// Keys a scenario may not set: they belong to the matrix command or its outputs.
+const MATRIX_KEYS: [&str; 7] = [
+    "json", "hgrm", "html", "markdown", "quiet", "repeat", "isolate",
+];
+
+type Keys = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Keys,
+    #[serde(default)]
+    scenario: Vec<Spanned<Keys>>,
+}
+
+/// One scenario, ready to run.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    /// The `tcpbench run` flags it stands for, as a user would type them.
+    pub args: Vec<String>,
+    pub config: RunConfig,
+}
+
+/// Options the matrix command adds to every scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Common {
+    pub isolate: bool,
+    pub target: Option<String>,
+    pub allow_remote: bool,
+}
+
+/// Reads and checks every scenario of `path` before any runs.
+pub fn load(path: &Path, common: &Common) -> Result<Vec<Scenario>, UsageError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {shown}: {e}")))?;
+    parse(&text, &shown, common)
+}
+
+/// Parses scenario file `text`; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>, UsageError> {
+    let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let file: File = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| format!(":{}", line(s.start)))
+            .unwrap_or_default();
+        UsageError(format!("{origin}{at}: {}", e.message().trim()))
+    })?;
+    if file.scenario.is_empty() {
+        return Err(UsageError(format!(
+            "{origin}: no scenarios; add [[scenario]] tables with a name and run options"
+        )));
+    }
+    let flags = run_flags();
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for s in &file.scenario {
+        let at = |offset: usize| format!("{origin}:{}", line(offset));
+        let keys = s.get_ref();
+        let name = keys
+            .iter()
+            .find(|(k, _)| k.get_ref() == "name")
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "{}: a scenario without a name; add name = \"…\"",
+                    at(s.span().start)
+                ))
+            })?;
+        let name = match name.1.get_ref() {
+            toml::Value::String(n) if !n.trim().is_empty() => n.clone(),
+            _ => {
+                return Err(UsageError(format!(
+                    "{}: key `name`: give the scenario a name, as a string",
+                    at(name.1.span().start)
+                )));
+            }
+        };
+        if seen.contains(&name) {
+            return Err(UsageError(format!(
+                "{}: key `name`: a second scenario called \"{name}\"; names must differ",
+                at(s.span().start)
+            )));
+        }
+        seen.push(name.clone());
+        // The scenario's own keys over the defaults.
+        let mut merged: BTreeMap<&str, &Spanned<toml::Value>> = BTreeMap::new();
+        for (k, v) in file.defaults.iter().chain(keys.iter()) {
+            merged.insert(k.get_ref().as_str(), v);
+        }
+        merged.remove("name");
+        let mut args: Vec<(String, &str, usize)> = Vec::new();
+        for (key, value) in &merged {
+            let place = at(value.span().start);
+            for flag in to_flags(key, value.get_ref(), &flags)
+                .map_err(|why| UsageError(format!("{place}: key `{key}`: {why}")))?
+            {
+                args.push((flag, key, value.span().start));
+            }
+        }
+        let mut argv: Vec<String> = args.iter().map(|(a, _, _)| a.clone()).collect();
+        if common.isolate {
+            argv.push("--isolate".into());
+        }
+        if let Some(t) = &common.target {
+            argv.extend(["--target".into(), t.clone()]);
+        }
+        if common.allow_remote {
+            argv.push("--allow-remote".into());
+        }
+        // Place a flag's error at the key that gave the flag.
+        let blame = |msg: &str| {
+            let (key, offset) = args
+                .iter()
+                .find(|(_, k, _)| msg.contains(&format!("--{k}")))
+                .map(|(_, k, o)| (format!(" key `{k}`:"), *o))
+                .unwrap_or((String::new(), s.span().start));
+            UsageError(format!("{} (scenario \"{name}\"):{key} {msg}", at(offset)))
+        };
+        let cli = Cli::try_parse_from(
+            ["tcpbench", "run", "--quiet"]
+                .into_iter()
+                .map(String::from)
+                .chain(argv.clone()),
+        )
+        .map_err(|e| blame(&clap_message(&e)))?;
+        let Some(Command::Run(run)) = cli.command else {
+            unreachable!("`run` was given")
+        };
+        let config = RunConfig::from_args(&run).map_err(|e| blame(&e.0))?;
+        out.push(Scenario {
+            name,
+            args: argv,
+            config,
+        });
+    }
+    Ok(out)
+}
+
+/// What a flag of `tcpbench run` takes.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Takes {
+    Nothing,
+    /// One value; a TOML array becomes one comma-separated value (`--bind a,b`).
+    One,
+    /// One value per use; a TOML array repeats the flag (`--sysctl`).
+    Each,
+}
+
+/// The long flags of `tcpbench run`, and what each takes.
+fn run_flags() -> BTreeMap<String, Takes> {
+    let cmd = Cli::command();
+    let run = cmd.find_subcommand("run").expect("run is a subcommand");
+    run.get_arguments()
+        .filter_map(|a| {
+            let takes = match a.get_action() {
+                clap::ArgAction::Append => Takes::Each,
+                action if action.takes_values() => Takes::One,
+                _ => Takes::Nothing,
+            };
+            Some((a.get_long()?.to_string(), takes))
+        })
+        .collect()
+}
+
+/// The flags one key stands for.
+fn to_flags(
+    key: &str,
+    value: &toml::Value,
+    flags: &BTreeMap<String, Takes>,
+) -> Result<Vec<String>, String> {
+    if MATRIX_KEYS.contains(&key) {
+        return Err(format!(
+            "set by the matrix command itself (tcpbench matrix --{key}), not per scenario"
+        ));
+    }
+    let Some(&takes) = flags.get(key) else {
+        return Err("not a `tcpbench run` option (see tcpbench run --help)".into());
+    };
+    let flag = format!("--{key}");
+    if takes == Takes::Nothing {
+        let toml::Value::Boolean(on) = value else {
+            return Err(format!("{flag} is on or off: write {key} = true or false"));
+        };
+        if *on {
+            return Ok(vec![flag]);
+        }
+        // Off: the flag's negative form when there is one, else nothing (off is the default).
+        let negative = match key.strip_prefix("server-") {
+            Some(rest) => format!("server-no-{rest}"),
+            None => format!("no-{key}"),
+        };
+        return Ok(if flags.contains_key(&negative) {
+            vec![format!("--{negative}")]
+        } else {
+            vec![]
+        });
+    }
+    let scalar = |v: &toml::Value| -> Result<String, String> {
+        match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            toml::Value::Boolean(_) => Err(format!("{flag} takes a value, not true/false")),
+            _ => Err(format!("{flag} takes one value (a string or a number)")),
+        }
+    };
+    match value {
+        toml::Value::Array(items) if takes == Takes::Each => items
+            .iter()
+            .map(|v| Ok(vec![flag.clone(), scalar(v)?]))
+            .collect::<Result<Vec<_>, String>>()
+            .map(|v| v.concat()),
+        toml::Value::Array(items) => {
+            let values = items
+                .iter()
+                .map(scalar)
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(vec![flag.clone(), values.join(",")])
+        }
+        toml::Value::Table(t) if key == "sysctl" => t
+            .iter()
+            .map(|(name, v)| Ok(vec![flag.clone(), format!("{name}={}", scalar(v)?)]))
+            .collect::<Result<Vec<_>, String>>()
+            .map(|v| v.concat()),
+        v => Ok(vec![flag.clone(), scalar(v)?]),
+    }
+}
+
+/// A clap error as one line.
+fn clap_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("bad option")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// The figures the matrix table shows first, in order; counters that moved follow.
+const ROWS: [&str; 13] = [
+    "rate_cps",
+    "connect.p50",
+    "connect.p99",
+    "echo.p50",
+    "echo.p99",
+    "close.p50",
+    "close.p99",
+    "total.p50",
+    "total.p99",
+    "errors",
+    "time_wait.peak_client",
+    "time_wait.peak_server",
+    "cpu.us_per_conn",
+];
+
+/// One scenario's outcome.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    pub args: Vec<String>,
+    pub report: Report,
+}
+
+/// The whole matrix, as `--json` writes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Matrix {
+    pub schema: String,
+    pub file: String,
+    pub scenarios: Vec<Outcome>,
+}
+
+/// Figures as rows, scenarios as columns.
+pub fn table(m: &Matrix) -> Table {
+    let figs: Vec<BTreeMap<String, f64>> = m
+        .scenarios
+        .iter()
+        .map(|s| figures::of(&s.report).into_iter().collect())
+        .collect();
+    let mut names: Vec<String> = ROWS.iter().map(|s| s.to_string()).collect();
+    let mut counters: Vec<&String> = figs
+        .iter()
+        .flat_map(|f| f.keys())
+        .filter(|k| k.starts_with("counters."))
+        .collect();
+    counters.sort();
+    counters.dedup();
+    names.extend(counters.into_iter().cloned());
+    let mut t = Table::new(
+        std::iter::once("figure".to_string()).chain(m.scenarios.iter().map(|s| s.name.clone())),
+    );
+    for n in names {
+        let label = match n.as_str() {
+            "rate_cps" => "rate (conn/s)".to_string(),
+            "errors" => "failed".to_string(),
+            "cpu.us_per_conn" => "cpu µs/conn".to_string(),
+            n if figures::better(n) == figures::Better::Lower => format!("{n} (µs)"),
+            n => n.to_string(),
+        };
+        // A counter that did not move is 0; a phase without samples has no figure.
+        let missing = if n.starts_with("counters.") { "0" } else { "-" };
+        t.row(std::iter::once(label).chain(figs.iter().map(|f| {
+            f.get(&n)
+                .map(|v| number(*v))
+                .unwrap_or_else(|| missing.into())
+        })));
+    }
+    t
+}
+
+/// The scenarios' flags, one line each.
+fn legend(m: &Matrix) -> Vec<String> {
+    m.scenarios
+        .iter()
+        .map(|s| format!("{}: tcpbench run {}", s.name, s.args.join(" ")))
+        .collect()
+}
+
+pub fn render_text(m: &Matrix) -> String {
+    let mut out = format!("tcpbench matrix {}\n", m.file);
+    for l in legend(m) {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out.push('\n');
+    out.push_str(&table(m).to_text());
+    for s in &m.scenarios {
+        for w in &s.report.warnings {
+            out.push_str(&format!("warning ({}): {w}\n", s.name));
+        }
+    }
+    out
+}
+
+pub fn render_markdown(m: &Matrix) -> String {
+    let mut out = format!("### tcpbench matrix `{}`\n\n", m.file);
+    for l in legend(m) {
+        out.push_str(&format!("- `{l}`\n"));
+    }
+    out.push('\n');
+    out.push_str(&table(m).to_markdown());
+    out
+}
+
+pub fn render_json(m: &Matrix) -> String {
+    serde_json::to_string_pretty(m).expect("a matrix serializes")
+}
+
+pub fn render_html_table(m: &Matrix) -> String {
+    use crate::report::table::escape;
+    let mut out = String::from("<ul>\n");
+    for l in legend(m) {
+        out.push_str(&format!("<li><code>{}</code></li>\n", escape(&l)));
+    }
+    out.push_str("</ul>\n");
+    out.push_str(&table(m).to_html());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenarios(text: &str) -> Result<Vec<Scenario>, String> {
+        parse(text, "s.toml", &Common::default()).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn scenarios_are_run_flags_over_defaults() {
+        let s = scenarios(
+            r#"
+[defaults]
+conns = 500
+concurrency = 4
+
+[[scenario]]
+name = "client"
+close = "client"
+
+[[scenario]]
+name = "rst, small backlog"
+close = "rst"
+concurrency = 8
+server-backlog = 5
+server-reuseport = false
+bind = ["127.0.0.2", "127.0.0.3"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].config.bounds.conns, Some(500));
+        assert_eq!(s[0].config.load.concurrency(), 4);
+        assert_eq!(s[1].name, "rst, small backlog");
+        assert_eq!(s[1].config.load.concurrency(), 8);
+        assert_eq!(s[1].config.socket.bind.len(), 2);
+        let crate::config::Target::Embedded(server) = &s[1].config.target else {
+            panic!("embedded")
+        };
+        assert_eq!(server.backlog, 5);
+        assert!(!server.reuseport);
+        assert!(s[1].args.contains(&"--server-no-reuseport".to_string()));
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        for (text, says) in [
+            (
+                "[[scenario]]\nname = \"a\"\nclose = \"sideways\"\n",
+                "s.toml:3 (scenario \"a\"): key `close`: invalid value 'sideways'",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\n\nconns = \"many\"\n",
+                "s.toml:4 (scenario \"a\"): key `conns`",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\ncolse = \"rst\"\n",
+                "s.toml:3: key `colse`: not a `tcpbench run` option",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\njson = \"x\"\n",
+                "s.toml:3: key `json`: set by the matrix command",
+            ),
+            (
+                "[[scenario]]\nclose = \"rst\"\n",
+                "s.toml:1: a scenario without a name",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"a\"\n",
+                "s.toml:3: key `name`: a second scenario",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\nreuseaddr = 1\n",
+                "s.toml:3: key `reuseaddr`: --reuseaddr is on or off",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\nsysctl = { \"net.ipv4.tcp_tw_reuse\" = 0 }\n",
+                "s.toml:3 (scenario \"a\"): key `sysctl`: --sysctl would change the host's settings",
+            ),
+            ("[[scenario]\nname = 1", "s.toml:1:"),
+            ("[defaults]\nconns = 5\n", "no scenarios"),
+            (
+                "[[scenario]]\nname = \"a\"\n[extra]\n",
+                "s.toml:3: unknown field `extra`",
+            ),
+        ] {
+            let e = scenarios(text).unwrap_err();
+            assert!(e.contains(says), "{text:?}\n  got: {e}\n  want: {says}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_scenario_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let common = Common {
+                isolate: true,
+                ..Common::default()
+            };
+            let s = load(&path, &common).unwrap_or_else(|e| panic!("{}", e.0));
+            assert!(s.len() >= 2, "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 4);
+    }
+
+    #[test]
+    fn the_table_has_a_column_per_scenario() {
+        let r = crate::report::fixture::report();
+        let m = Matrix {
+            schema: SCHEMA.into(),
+            file: "s.toml".into(),
+            scenarios: vec![
+                Outcome {
+                    name: "a".into(),
+                    args: vec![],
+                    report: r.clone(),
+                },
+                Outcome {
+                    name: "b".into(),
+                    args: vec!["--close".into(), "rst".into()],
+                    report: r,
+                },
+            ],
+        };
+        let t = table(&m);
+        assert_eq!(t.headers, ["figure", "a", "b"]);
+        assert_eq!(t.rows[0][0], "rate (conn/s)");
+        let text = render_text(&m);
+        assert!(text.contains("b: tcpbench run --close rst"), "{text}");
+        assert!(render_markdown(&m).contains("| figure | a | b |"));
+    }
+}
