@@ -143,14 +143,21 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
             ));
         }
     }
-    if reuse && let Some(rate) = cfg.load.rate() {
-        // A TIME_WAIT socket is reused once its last timestamp is a second old.
-        if rate > capacity as f64 {
-            hints.push(format!(
-                "--rate {rate} is more than the {capacity} local ports can give in a second (TIME_WAIT is reused after 1 s): expect local_port_exhaustion; use {}",
-                spread(rate as u64),
-            ));
-        }
+    // tcp_tw_reuse hands a TIME_WAIT port to a new connection only once the port's last
+    // timestamp is a second old: younger ones still fill the range, and past half of it
+    // connect() scans it for each new connection.
+    let per_second = cfg.load.rate().map(|r| r as u64).or(planned);
+    if reuse
+        && !explicit
+        && let Some(n) = per_second
+        && n > capacity / 2
+    {
+        hints.push(format!(
+            "{n} connections {} against {capacity} local ports ({ports} in {which} x {sources_text}): TIME_WAIT ports are reused only once a second old, so past about {} in a second connect() scans the range and the rate can collapse until they age; use {} to keep it flat, or --close rst or --close server",
+            if cfg.load.rate().is_some() { "a second" } else { "planned" },
+            capacity / 2,
+            spread(n * 2),
+        ));
     }
     hints
 }
@@ -191,9 +198,8 @@ mod tests {
     }
 
     #[test]
-    fn no_hint_when_ports_are_reused_or_the_client_leaves_no_time_wait() {
+    fn no_hint_when_the_client_leaves_no_time_wait() {
         let many = ["--conns", "100000"];
-        assert!(port_hints(&cfg(&many), LOOP, &settings(32768, 60999, 2)).is_empty());
         for close in ["rst", "server"] {
             let c = cfg(&["--conns", "100000", "--close", close]);
             assert!(port_hints(&c, LOOP, &settings(32768, 60999, 0)).is_empty());
@@ -241,10 +247,27 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_past_the_ports_per_second_warns() {
+    fn reused_ports_still_warn_of_the_one_second_cliff() {
         let c = cfg(&["--rate", "5000", "--duration", "10s"]);
         let h = port_hints(&c, LOOP, &settings(40000, 40999, 2));
-        assert!(h[0].contains("--rate 5000"), "{h:?}");
+        assert!(
+            h[0].contains("5000 connections a second") && h[0].contains("--bind"),
+            "{h:?}"
+        );
+        let h = port_hints(
+            &cfg(&["--conns", "20000"]),
+            LOOP,
+            &settings(32768, 60999, 2),
+        );
+        assert!(h[0].contains("past about 14116 in a second"), "{h:?}");
+        assert!(
+            port_hints(
+                &cfg(&["--conns", "10000"]),
+                LOOP,
+                &settings(32768, 60999, 2)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
