@@ -67,19 +67,26 @@ pub struct MatrixArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Write every scenario's report and flags as JSON (atomically).
+    #[command(flatten)]
+    pub out: Outputs,
+}
+
+/// The files a run or a matrix writes, each atomically (a temp file, then rename).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Outputs {
+    /// Write the full report as JSON (a matrix: every scenario's flags and report).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 
-    /// Write the table as Markdown (atomically).
+    /// Write the report as Markdown.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
 
-    /// Write an HTML report: the table and every scenario's charts overlaid (atomically).
+    /// Write one self-contained HTML file with charts (a matrix: every scenario overlaid).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
 
-    /// No progress bars.
+    /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
@@ -274,25 +281,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: u32,
 
-    /// Write the full report as JSON (atomically).
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-
-    /// Write the report as Markdown (atomically).
-    #[arg(long, value_name = "PATH")]
-    pub markdown: Option<PathBuf>,
-
-    /// Write the report as one self-contained HTML file with charts (atomically).
-    #[arg(long, value_name = "PATH")]
-    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: Outputs,
 
     /// Write one HdrHistogram percentile distribution (.hgrm) per phase into this folder.
     #[arg(long, value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
-
-    /// No progress bar.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
 
     #[command(flatten)]
     pub server: EmbeddedServerArgs,

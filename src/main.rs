@@ -38,7 +38,7 @@ fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
     if args.repeat == 0 {
         return Err(UsageError("--repeat must be at least 1".into()).into());
     }
-    let report = tcpbench::run_repeated(&cfg, args.repeat, args.quiet, |i, r| {
+    let report = tcpbench::run_repeated(&cfg, args.repeat, args.out.quiet, |i, r| {
         if args.repeat > 1 {
             eprintln!(
                 "tcpbench: run {}/{}: {:.0} conn/s, connect p99 {:.1} µs, {} failed",
@@ -51,13 +51,13 @@ fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
         }
     })?;
     print!("{}", report::text::render(&report));
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.out.json {
         report::json::write(&report, path)?;
     }
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.out.markdown {
         write_file(path, &report::markdown::render(&report))?;
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = &args.out.html {
         let table = report::table::escape(&report::text::render(&report));
         let page = report::html::render(
             "tcpbench run",
@@ -185,7 +185,7 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
             s.name,
             s.args.join(" ")
         );
-        let report = tcpbench::run_repeated(&s.config, args.repeat, args.quiet, |_, _| {})?;
+        let report = tcpbench::run_repeated(&s.config, args.repeat, args.out.quiet, |_, _| {})?;
         interrupted = report.interrupted;
         m.scenarios.push(Outcome {
             name: s.name,
@@ -202,13 +202,13 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
         Format::Markdown => print!("{}", matrix::render_markdown(&m)),
         Format::Json => println!("{}", matrix::render_json(&m)),
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.out.json {
         write_file(path, &matrix::render_json(&m))?;
     }
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.out.markdown {
         write_file(path, &matrix::render_markdown(&m))?;
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = &args.out.html {
         let series: Vec<report::html::Series> = m
             .scenarios
             .iter()

@@ -224,14 +224,9 @@ fn sigint_writes_a_partial_report() {
     assert!(temp_files(dir.path()).is_empty());
 }
 
-#[test]
-fn sigint_cuts_off_connections_that_do_not_finish() {
-    let _guard = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let json_arg = json.to_str().unwrap();
-    // The server sits on every echo for 30 s: the four connections never finish by themselves.
-    let mut child = spawn_catching_sigint(&[
+/// Four connections that never finish by themselves: the server sits on every echo for 30 s.
+fn spawn_stuck_run(json: &str) -> std::process::Child {
+    spawn_catching_sigint(&[
         "--duration",
         "60s",
         "--concurrency",
@@ -242,8 +237,17 @@ fn sigint_cuts_off_connections_that_do_not_finish() {
         "30s",
         "-q",
         "--json",
-        json_arg,
-    ]);
+        json,
+    ])
+}
+
+#[test]
+fn sigint_cuts_off_connections_that_do_not_finish() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let json_arg = json.to_str().unwrap();
+    let mut child = spawn_stuck_run(json_arg);
     std::thread::sleep(Duration::from_millis(300));
     sigint(&child);
     let status = exit_within(&mut child, Duration::from_secs(15));
@@ -263,19 +267,7 @@ fn a_second_sigint_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let json_arg = json.to_str().unwrap();
-    let mut child = spawn_catching_sigint(&[
-        "--duration",
-        "60s",
-        "--concurrency",
-        "4",
-        "--io-timeout",
-        "60s",
-        "--server-echo-delay",
-        "30s",
-        "-q",
-        "--json",
-        json_arg,
-    ]);
+    let mut child = spawn_stuck_run(json_arg);
     std::thread::sleep(Duration::from_millis(300));
     sigint(&child);
     std::thread::sleep(Duration::from_millis(200));

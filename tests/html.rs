@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tcpbench::report::html::inspect::{self, charts as svgs};
 use tcpbench::report::html::{self, Series};
 
 /// The first Chromium binary on PATH.
@@ -58,33 +59,8 @@ fn dump_dom(chromium: &Path, file: &Path, profile: &Path) -> String {
     dom
 }
 
-/// Each `<svg>…</svg>` of a document.
-fn svgs(html: &str) -> Vec<&str> {
-    html.split("<svg")
-        .skip(1)
-        .map(|s| s.split("</svg>").next().unwrap())
-        .collect()
-}
-
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-    tag[start..].split('"').next()
-}
-
-/// Data lines: `<polyline>`s with points and a colour (the mesh is grey, legend glyphs are
-/// rectangles).
 fn data_lines(svg: &str) -> usize {
-    svg.split("<polyline")
-        .skip(1)
-        .map(|t| t.split('>').next().unwrap())
-        .filter(|t| {
-            let stroke = attr(t, "stroke").unwrap_or("").to_ascii_lowercase();
-            let grey =
-                stroke.len() == 7 && stroke[1..3] == stroke[3..5] && stroke[3..5] == stroke[5..7];
-            let points = attr(t, "points").unwrap_or("");
-            !grey && points.chars().any(|c| c.is_ascii_digit())
-        })
-        .count()
+    inspect::data_lines(svg, 1)
 }
 
 #[test]

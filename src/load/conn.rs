@@ -85,7 +85,7 @@ impl Scratch {
         }
     }
 
-    /// Marks the connection in flight as being in `phase`.
+    /// Marks the connection in flight as being in `phase` (the worker marks its start).
     fn enter(&self, phase: Phase) {
         if let Some((_, start)) = self.in_flight.get() {
             self.in_flight.set(Some((phase, start)));
@@ -136,20 +136,6 @@ pub async fn run(
     s.echo_ns.clear();
     s.sent = 0;
     s.received = 0;
-    s.in_flight.set(Some((Phase::Connect, Instant::now())));
-    let outcome = cycle(cfg, target, source, ports, stop, s).await;
-    s.in_flight.set(None);
-    outcome
-}
-
-async fn cycle(
-    cfg: &RunConfig,
-    target: SocketAddr,
-    source: Option<IpAddr>,
-    ports: Option<&PortCycle>,
-    stop: &mut StopSignal,
-    s: &mut Scratch,
-) -> Result<Cycle, Failure> {
     let (connect, stream) = handshake(target, cfg, source, ports).await?;
     let established = Instant::now();
     s.enter(Phase::Echo);

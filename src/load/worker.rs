@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::conn::{self, InFlight, PortCycle, Scratch, StopSignal};
-use super::error::{ErrorKind, Failure};
+use super::error::{ErrorKind, Failure, Phase};
 use crate::config::{Bounds, RunConfig};
 use crate::stats::{Metric, Recorder};
 
@@ -166,6 +166,7 @@ async fn worker(
             break;
         }
         let source = next_source(&cfg.socket.bind, turn);
+        scratch.in_flight.set(Some((Phase::Connect, start)));
         let outcome = conn::run(
             cfg,
             shared.target,
@@ -175,7 +176,7 @@ async fn worker(
             &mut scratch,
         )
         .await;
-
+        scratch.in_flight.set(None);
         record(
             &mut rec.borrow_mut(),
             progress,

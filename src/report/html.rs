@@ -625,17 +625,13 @@ fn draw_into(svg: &mut String, chart: &Chart) -> Result<(), DrawingAreaErrorKind
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::load::control::Tick;
-    use crate::report::fixture;
-
-    /// Each `<svg>…</svg>` of a document.
-    fn svgs(html: &str) -> Vec<&str> {
+/// Reading a rendered report back: the checks tests and scripts make on what a browser shows.
+pub mod inspect {
+    /// Each `<svg>…</svg>` of a document: one per chart.
+    pub fn charts(html: &str) -> Vec<&str> {
         html.split("<svg")
             .skip(1)
-            .map(|s| s.split("</svg>").next().unwrap())
+            .map(|s| s.split("</svg>").next().unwrap_or(""))
             .collect()
     }
 
@@ -644,13 +640,14 @@ mod tests {
         tag[start..].split('"').next()
     }
 
-    /// Coloured (not grey) polylines with at least `min_points` points: the data lines.
-    fn data_lines(svg: &str, min_points: usize) -> usize {
+    /// The data lines of a chart: coloured polylines with at least `min_points` points (the
+    /// mesh is grey and legend glyphs are rectangles).
+    pub fn data_lines(svg: &str, min_points: usize) -> usize {
         svg.split("<polyline")
             .skip(1)
-            .map(|t| t.split('>').next().unwrap())
+            .map(|t| t.split('>').next().unwrap_or(""))
             .filter(|t| {
-                let stroke = attr(t, "stroke").unwrap_or("");
+                let stroke = attr(t, "stroke").unwrap_or("").to_ascii_lowercase();
                 let grey = stroke.len() == 7
                     && stroke[1..3] == stroke[3..5]
                     && stroke[3..5] == stroke[5..7];
@@ -659,6 +656,14 @@ mod tests {
             })
             .count()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inspect::{charts as svgs, data_lines};
+    use super::*;
+    use crate::load::control::Tick;
+    use crate::report::fixture;
 
     fn tw(n: u32) -> BTreeMap<String, u32> {
         BTreeMap::from([("TIME_WAIT".to_string(), n), ("ESTABLISHED".to_string(), 3)])

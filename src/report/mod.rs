@@ -317,6 +317,16 @@ impl Report {
         self
     }
 
+    /// The kernel counters that moved, as "Name +delta".
+    pub fn moved_counters(&self) -> Vec<String> {
+        self.kernel
+            .counters
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| format!("{k} {v:+}"))
+            .collect()
+    }
+
     /// 0 when every connection succeeded, 1 when any failed.
     pub fn exit_code(&self) -> i32 {
         if self.totals.failed == 0 { 0 } else { 1 }

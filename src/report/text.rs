@@ -66,13 +66,7 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    let moved: Vec<String> = r
-        .kernel
-        .counters
-        .iter()
-        .filter(|(_, v)| **v != 0)
-        .map(|(k, v)| format!("{k} {v:+}"))
-        .collect();
+    let moved = r.moved_counters();
     if !moved.is_empty() {
         let _ = writeln!(out, "kernel counters (namespace): {}", moved.join(", "));
     }
