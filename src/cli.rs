@@ -37,6 +37,36 @@ pub enum Command {
     /// Run the named scenarios of a TOML file one after another and compare them in one
     /// table (scenarios as columns).
     Matrix(MatrixArgs),
+    /// Merge the reports of agents that ran side by side into one: histograms added (never
+    /// percentiles averaged), counts summed, time series on one wall-clock axis.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The agents' reports (JSON from `tcpbench run --json`, or earlier merges).
+    #[arg(value_name = "REPORT.json", required = true, num_args = 1..)]
+    pub reports: Vec<PathBuf>,
+
+    /// Write the merged report as JSON (atomically); `compare` and `merge` read it.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Merge reports whose configurations differ (the differences are listed).
+    #[arg(long)]
+    pub force: bool,
+
+    /// How to print the merged report.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write the merged report as Markdown.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+
+    /// Write the merged report as HTML with charts.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -245,6 +275,23 @@ pub struct RunArgs {
     /// Allow a --target that is not on this host (loopback or 0.0.0.0).
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Wait until this wall-clock instant before starting: RFC 3339 (2026-11-25T04:00:00Z)
+    /// or +D from now (+5s). Agents started by a scheduler begin together.
+    #[arg(long, value_name = "TIME", value_parser = parse::instant)]
+    pub start_at: Option<std::time::SystemTime>,
+
+    /// This agent's name in the report [default: the hostname].
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+
+    /// This run is one of N agents: --conns and --rate are the totals of all N, split evenly.
+    #[arg(long, value_name = "N", requires = "agent_index")]
+    pub agents: Option<u32>,
+
+    /// Which of the --agents this one is, from 0 (e.g. a Job's JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "I", requires = "agents")]
+    pub agent_index: Option<u32>,
 
     /// Pin client thread i (and embedded server worker i) to CPU i, and steer each connection
     /// to the server worker on its CPU, so no wake-up crosses CPUs [default: on with the

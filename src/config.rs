@@ -224,6 +224,46 @@ pub struct RunConfig {
     /// How long the sampler goes on after the load.
     #[serde(with = "secs")]
     pub drain: Duration,
+    /// Wait for this wall-clock instant before starting.
+    #[serde(default, with = "opt_rfc3339")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+}
+
+/// Who this agent is in a run of several, and what the whole run asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub index: u32,
+    pub agents: u32,
+    /// `--conns` of the whole run.
+    pub total_conns: Option<u64>,
+    /// `--rate` of the whole run.
+    pub total_rate: Option<f64>,
+}
+
+impl RunConfig {
+    /// The configuration of the whole run this agent is part of: the totals in place of
+    /// this agent's share, and no agent.
+    pub fn whole_run(&self) -> RunConfig {
+        let mut c = self.clone();
+        if let Some(agent) = c.agent.take() {
+            c.bounds.conns = agent.total_conns;
+            if let (LoadModel::Open { rate, .. }, Some(total)) = (&mut c.load, agent.total_rate) {
+                *rate = total;
+            }
+        }
+        c
+    }
+}
+
+/// The share of `total` that agent `index` of `agents` takes: an even split, the first
+/// `total % agents` agents one more.
+pub fn share(total: u64, index: u32, agents: u32) -> u64 {
+    let (n, i) = (u64::from(agents), u64::from(index));
+    total / n + u64::from(i < total % n)
 }
 
 /// `Duration` as seconds (f64) in reports.
@@ -238,6 +278,25 @@ pub(crate) mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = f64::deserialize(d)?;
         Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<SystemTime>` as RFC 3339 (UTC) or null in reports.
+pub(crate) mod opt_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&humantime::format_rfc3339_millis(*t).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|v| humantime::parse_rfc3339_weak(&v).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -360,13 +419,53 @@ impl RunConfig {
                 ));
             }
         };
-        let bounds = Bounds {
+        let mut bounds = Bounds {
             conns: a.conns.or(if a.duration.is_none() {
                 Some(10_000)
             } else {
                 None
             }),
             duration: a.duration,
+        };
+        let mut load = load;
+        let agent = match (a.agents, a.agent_index) {
+            (None, _) if a.agent_id.is_none() => None,
+            (Some(0), _) => return usage("--agents must be at least 1"),
+            (Some(n), Some(i)) if i >= n => {
+                return usage(format!(
+                    "--agent-index {i} is not one of --agents {n} (they count from 0 to {})",
+                    n - 1
+                ));
+            }
+            (agents, index) => {
+                let (agents, index) = (agents.unwrap_or(1), index.unwrap_or(0));
+                let agent = Agent {
+                    id: a
+                        .agent_id
+                        .clone()
+                        .unwrap_or_else(crate::environment::hostname),
+                    index,
+                    agents,
+                    total_conns: bounds.conns,
+                    total_rate: load.rate(),
+                };
+                if let Some(total) = bounds.conns {
+                    let mine = share(total, index, agents);
+                    if mine == 0 {
+                        return usage(format!(
+                            "--conns {total} over --agents {agents} leaves agent {index} nothing; give at least one connection per agent"
+                        ));
+                    }
+                    bounds.conns = Some(mine);
+                }
+                if let LoadModel::Open { rate, concurrency } = load {
+                    load = LoadModel::Open {
+                        rate: rate / f64::from(agents),
+                        concurrency,
+                    };
+                }
+                Some(agent)
+            }
         };
         if bounds.conns == Some(0) {
             return usage("--conns must be at least 1");
@@ -501,6 +600,8 @@ impl RunConfig {
             sysctls: a.sysctl.clone(),
             sample_interval: a.sample_interval,
             drain: a.drain,
+            start_at: a.start_at,
+            agent,
         })
     }
 

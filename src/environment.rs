@@ -24,10 +24,17 @@ impl Environment {
         Environment {
             kernel: read("/proc/sys/kernel/osrelease"),
             cpus: crate::cpu::count(),
-            hostname: read("/proc/sys/kernel/hostname"),
+            hostname: hostname(),
             rlimit_nofile: nofile_limit().map_or([0, 0], |(s, h)| [s, h]),
         }
     }
+}
+
+/// This machine's name, as the kernel has it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// RLIMIT_NOFILE as (soft, hard).

@@ -66,6 +66,18 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
         (None, Target::Embedded(_)) => unreachable!("an embedded target has a server"),
     };
     let mut ctl = Control::new(quiet).context("cannot install signal handlers")?;
+    if let Some(at) = cfg.start_at {
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => ctl.pause(wait, "waiting for --start-at"),
+            Err(late) if late.duration() >= Duration::from_secs(1) => eprintln!(
+                "tcpbench: --start-at was {} ago; starting now",
+                humantime::format_duration(Duration::from_millis(
+                    late.duration().as_millis() as u64
+                ))
+            ),
+            Err(_) => {}
+        }
+    }
     if let Some(warmup) = cfg.warmup {
         load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup")?;
     }
@@ -83,7 +95,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     };
     sampler.load_ended();
     if !cfg.drain.is_zero() && !ctl.interrupted() && ctl.aborted().is_none() {
-        ctl.pause(cfg.drain, "drain");
+        ctl.pause(cfg.drain, "drain: sampling TIME_WAIT");
     }
     let (tcp_states, time_wait) = sampler.stop();
     let (kernel, cpu) = before.finish(recorder.attempted);
@@ -130,8 +142,13 @@ pub fn run_repeated(
     mut each: impl FnMut(u32, &Report),
 ) -> anyhow::Result<Report> {
     let mut runs = Vec::new();
+    // Only the first run waits for --start-at; the others follow it.
+    let later = RunConfig {
+        start_at: None,
+        ..cfg.clone()
+    };
     for i in 0..repeat.max(1) {
-        let r = run(cfg, quiet)?;
+        let r = run(if i == 0 { cfg } else { &later }, quiet)?;
         each(i, &r);
         let stop = r.interrupted || r.aborted.is_some();
         runs.push(r);

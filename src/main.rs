@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Rebind(args)) => rebind(&args),
         Some(Command::Compare(args)) => compare(&args),
         Some(Command::Matrix(args)) => matrix(&args),
+        Some(Command::Merge(args)) => merge(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -58,16 +59,7 @@ fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
         write_file(path, &report::markdown::render(&report))?;
     }
     if let Some(path) = &args.out.html {
-        let table = report::table::escape(&report::text::render(&report));
-        let page = report::html::render(
-            "tcpbench run",
-            &format!("<pre>{table}</pre>"),
-            &[report::html::Series {
-                label: "run",
-                report: &report,
-            }],
-        );
-        write_file(path, &page)?;
+        write_file(path, &html_page("tcpbench run", &report))?;
     }
     if let Some(dir) = &args.hgrm {
         report::hgrm::write_all(&report, dir)?;
@@ -228,6 +220,61 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
     } else {
         u8::from(m.scenarios.iter().any(|s| s.report.totals.failed > 0))
     })
+}
+
+fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
+    use tcpbench::cli::Format;
+    let mut reports = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        let r = report::json::read(path).map_err(|e| {
+            UsageError(format!(
+                "{e:#}; give reports written by `tcpbench run --json` or `tcpbench merge -o`"
+            ))
+        })?;
+        reports.push(r);
+    }
+    let first = &args.reports[0];
+    for (path, r) in args.reports.iter().zip(&reports).skip(1) {
+        let changes = reports[0].config_changes(r);
+        if !changes.is_empty() && !args.force {
+            return Err(UsageError(format!(
+                "{} was made with another configuration than {} ({}); merge the agents of one run, or add --force",
+                path.display(),
+                first.display(),
+                changes.join(", ")
+            ))
+            .into());
+        }
+    }
+    let merged = report::Report::merge_agents(&reports);
+    match args.format {
+        Format::Text => print!("{}", report::text::render(&merged)),
+        Format::Markdown => print!("{}", report::markdown::render(&merged)),
+        Format::Json => println!("{}", report::json::render(&merged)),
+    }
+    if let Some(path) = &args.output {
+        report::json::write(&merged, path)?;
+    }
+    if let Some(path) = &args.markdown {
+        write_file(path, &report::markdown::render(&merged))?;
+    }
+    if let Some(path) = &args.html {
+        write_file(path, &html_page("tcpbench merge", &merged))?;
+    }
+    Ok(0)
+}
+
+/// A run's (or a merge's) HTML page: its text summary, then its charts.
+fn html_page(title: &str, r: &report::Report) -> String {
+    let table = report::table::escape(&report::text::render(r));
+    report::html::render(
+        title,
+        &format!("<pre>{table}</pre>"),
+        &[report::html::Series {
+            label: "run",
+            report: r,
+        }],
+    )
 }
 
 /// Writes a rendered report atomically.

@@ -29,6 +29,18 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A wall-clock instant: RFC 3339 (`2026-11-25T04:00:00Z`) or `+D` from now (`+5s`).
+pub fn instant(s: &str) -> Result<std::time::SystemTime, String> {
+    let s = s.trim();
+    if let Some(rel) = s.strip_prefix('+') {
+        let d = duration(rel)?;
+        return Ok(std::time::SystemTime::now() + d);
+    }
+    humantime::parse_rfc3339_weak(s).map_err(|e| {
+        format!("'{s}' is not a time ({e}); write it as 2026-11-25T04:00:00Z (UTC) or +5s from now")
+    })
+}
+
 /// A count (`1000`) or a duration (`2s`), as `--warmup` takes.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum CountOrDuration {
@@ -151,6 +163,18 @@ pub fn listen(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_rfc3339_or_from_now() {
+        use std::time::{Duration, SystemTime};
+        let t = instant("2026-11-25T04:00:00Z").unwrap();
+        assert_eq!(humantime::format_rfc3339(t).to_string(), "2026-11-25T04:00:00Z");
+        let soon = instant("+5s").unwrap();
+        let ahead = soon.duration_since(SystemTime::now()).unwrap();
+        assert!(ahead > Duration::from_secs(4) && ahead <= Duration::from_secs(5));
+        assert!(instant("tomorrow").unwrap_err().contains("2026-11-25T04:00:00Z"));
+        assert!(instant("+5").unwrap_err().contains("no unit"));
+    }
 
     #[test]
     fn durations() {

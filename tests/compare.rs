@@ -232,3 +232,81 @@ fn a_bad_scenario_file_names_the_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn merge_adds_agents_and_refuses_other_configurations() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = |i: &str, close: &str| {
+        let path = dir.path().join(format!("agent-{i}-{close}.json"));
+        let out = bin()
+            .args(["--conns", "1001", "--agents", "2", "--agent-index", i])
+            .args([
+                "--agent-id",
+                &format!("a{i}"),
+                "--close",
+                close,
+                "-q",
+                "--start-at",
+                "+0s",
+            ])
+            .arg("--json")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    };
+    let (a0, a1, other) = (agent("0", "rst"), agent("1", "rst"), agent("1", "client"));
+    let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    // 1001 connections over 2 agents: 501 and 500.
+    assert_eq!(read(&a0)["totals"]["succeeded"], 501);
+    assert_eq!(read(&a1)["totals"]["succeeded"], 500);
+
+    let merged = dir.path().join("merged.json");
+    let out = bin()
+        .args(["merge", s(&a0), s(&a1), "-o", s(&merged)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("merged from 2 agents: a0 (501 succeeded"),
+        "{text}"
+    );
+    let m = read(&merged);
+    assert_eq!(m["totals"]["succeeded"], 1001);
+    assert_eq!(m["latency"]["total"]["count"], 1001);
+    assert_eq!(
+        m["config"]["bounds"]["conns"], 1001,
+        "the whole run's total"
+    );
+    assert_eq!(m["agents"].as_array().unwrap().len(), 2);
+    // compare reads a merged report like any other.
+    let (code, out, err) = compare(&[s(&merged), s(&merged)]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    let out = bin().args(["merge", s(&a0), s(&other)]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("socket.close") && err.contains("--force"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["merge", s(&a0), s(&other), "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

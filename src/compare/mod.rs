@@ -125,7 +125,7 @@ pub fn compare(
     thresholds: &[Threshold],
     allow_config_change: bool,
 ) -> Result<Comparison, UsageError> {
-    let config_changes = config_diff(base, cand);
+    let config_changes = base.config_changes(cand);
     if !config_changes.is_empty() && !allow_config_change {
         return Err(UsageError(format!(
             "{base_name} and {cand_name} were made with different configurations ({}); compare runs of one configuration, or add --allow-config-change",
@@ -212,44 +212,6 @@ pub fn with_defaults(given: Vec<Threshold>, defaults: bool) -> Vec<Threshold> {
         }
     }
     all
-}
-
-/// The configuration keys (dotted JSON paths) whose values differ.
-fn config_diff(a: &Report, b: &Report) -> Vec<String> {
-    let (a, b) = (
-        serde_json::to_value(&a.config).unwrap_or_default(),
-        serde_json::to_value(&b.config).unwrap_or_default(),
-    );
-    let mut out = Vec::new();
-    diff("", &a, &b, &mut out);
-    out
-}
-
-fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value::Object;
-    match (a, b) {
-        (Object(x), Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let null = serde_json::Value::Null;
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                diff(
-                    &p,
-                    x.get(k).unwrap_or(&null),
-                    y.get(k).unwrap_or(&null),
-                    out,
-                );
-            }
-        }
-        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
-        _ => {}
-    }
 }
 
 /// The figures table: figure, baseline, candidate, delta, ratio, verdict.

@@ -155,10 +155,7 @@ impl Control {
         } else {
             ProgressBar::hidden()
         };
-        bar.set_message(format!(
-            "{label}: sampling for {}",
-            humantime::format_duration(d)
-        ));
+        bar.set_message(format!("{label} ({})", humantime::format_duration(d)));
         bar.enable_steady_tick(Duration::from_millis(200));
         let Control {
             rt,

@@ -88,6 +88,24 @@ pub struct Report {
     /// report is the runs merged (histograms merged, counts added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<figures::Repeats>,
+    /// A merged report (`tcpbench merge`): each agent's run. The rest of the report is them
+    /// merged: histograms added, counts summed, time series on a common wall-clock axis.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentRun>,
+}
+
+/// One agent's run in a merged report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentRun {
+    /// `--agent-id`, or the hostname.
+    pub id: String,
+    pub index: Option<u32>,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub rate_cps: f64,
+    pub totals: Totals,
+    pub config: RunConfig,
+    pub environment: Environment,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -259,6 +277,7 @@ impl Report {
             tcp_states: m.tcp_states,
             timeline: m.timeline,
             repeats: None,
+            agents: Vec::new(),
         }
         .with_warnings()
     }
@@ -317,6 +336,22 @@ impl Report {
         self
     }
 
+    /// The configuration as the whole run asked for it: an agent's share replaced by the
+    /// run's totals, and who and when left out, so that the agents of one run, and their
+    /// merged report, have equal configurations.
+    pub fn run_config(&self) -> serde_json::Value {
+        let mut c = self.config.whole_run();
+        c.start_at = None;
+        serde_json::to_value(&c).unwrap_or_default()
+    }
+
+    /// The configuration keys (dotted JSON paths) whose values differ from `other`'s.
+    pub fn config_changes(&self, other: &Report) -> Vec<String> {
+        let mut out = Vec::new();
+        diff("", &self.run_config(), &other.run_config(), &mut out);
+        out
+    }
+
     /// The kernel counters that moved, as "Name +delta".
     pub fn moved_counters(&self) -> Vec<String> {
         self.kernel
@@ -330,6 +365,34 @@ impl Report {
     /// 0 when every connection succeeded, 1 when any failed.
     pub fn exit_code(&self) -> i32 {
         if self.totals.failed == 0 { 0 } else { 1 }
+    }
+}
+
+/// Collects the paths at which two JSON values differ.
+fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value::Object;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff(
+                    &p,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
     }
 }
 

@@ -29,6 +29,24 @@ pub fn render(r: &Report) -> String {
     if let Some(rep) = &r.repeats {
         let _ = writeln!(out, "{}", repeats_line(rep));
     }
+    if !r.agents.is_empty() {
+        let each: Vec<String> = r
+            .agents
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({} succeeded, {:.0} conn/s, from {})",
+                    a.id, a.totals.succeeded, a.rate_cps, a.started_at
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "merged from {} agents: {}",
+            r.agents.len(),
+            each.join("; ")
+        );
+    }
     out.push('\n');
     let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
         .iter()
