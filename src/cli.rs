@@ -267,10 +267,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// Stop the run once this many connections failed [default: only when the first 100 all
-    /// fail: the target is down].
-    #[arg(long, value_name = "N")]
-    pub max_errors: Option<u64>,
+    /// Stop the run once this many connections failed (50), or this share of them (5%,
+    /// judged from the 100th on) [default: only when the first 100 all fail: the target is
+    /// down].
+    #[arg(long, value_name = "N|P%", value_parser = parse::error_limit)]
+    pub max_errors: Option<crate::config::ErrorLimit>,
 
     /// Allow a --target that is not on this host (loopback or 0.0.0.0).
     #[arg(long)]

@@ -212,8 +212,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
     pub pin: bool,
-    /// Stop once this many connections failed.
-    pub max_errors: Option<u64>,
+    /// Stop once this many (or this share of) connections failed.
+    pub max_errors: Option<ErrorLimit>,
     /// The run happens in a fresh network namespace of its own.
     pub isolate: bool,
     /// Network sysctls set in that namespace for the run.
@@ -230,6 +230,16 @@ pub struct RunConfig {
     /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
+}
+
+/// When failures stop a run early.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorLimit {
+    /// This many failed connections.
+    Count(u64),
+    /// This share (0..=1) of the connections so far, once there are enough to tell.
+    Ratio(f64),
 }
 
 /// Who this agent is in a run of several, and what the whole run asked for.
@@ -516,9 +526,6 @@ impl RunConfig {
         let threads = a.threads.unwrap_or(cpus()).min(a.concurrency);
         // Pinning pairs client and server threads; alone, a client has nothing to pair with.
         let pin = !a.no_pin && (a.pin || a.target.is_none());
-        if a.max_errors == Some(0) {
-            return usage("--max-errors must be at least 1");
-        }
         if let Some(t) = a.target
             && !is_local(t.ip())
             && !a.allow_remote

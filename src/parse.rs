@@ -41,6 +41,24 @@ pub fn instant(s: &str) -> Result<std::time::SystemTime, String> {
     })
 }
 
+/// `--max-errors`: a count of failed connections (`50`) or a share of them (`5%`).
+pub fn error_limit(s: &str) -> Result<crate::config::ErrorLimit, String> {
+    use crate::config::ErrorLimit;
+    let s = s.trim();
+    if let Some(pct) = s.strip_suffix('%') {
+        return match pct.trim().parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(ErrorLimit::Ratio(p / 100.0)),
+            _ => Err(format!("'{s}' is not a share; write one from 0.1% to 100%")),
+        };
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(ErrorLimit::Count(n)),
+        _ => Err(format!(
+            "'{s}' is neither a count of failures (50) nor a share of them (5%)"
+        )),
+    }
+}
+
 /// A count (`1000`) or a duration (`2s`), as `--warmup` takes.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum CountOrDuration {
@@ -165,14 +183,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_limits_are_counts_or_shares() {
+        use crate::config::ErrorLimit;
+        assert_eq!(error_limit("50"), Ok(ErrorLimit::Count(50)));
+        assert_eq!(error_limit("5%"), Ok(ErrorLimit::Ratio(0.05)));
+        for bad in ["0", "0%", "101%", "x", "-1", "5 %%"] {
+            assert!(error_limit(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn instants_are_rfc3339_or_from_now() {
         use std::time::{Duration, SystemTime};
         let t = instant("2026-11-25T04:00:00Z").unwrap();
-        assert_eq!(humantime::format_rfc3339(t).to_string(), "2026-11-25T04:00:00Z");
+        assert_eq!(
+            humantime::format_rfc3339(t).to_string(),
+            "2026-11-25T04:00:00Z"
+        );
         let soon = instant("+5s").unwrap();
         let ahead = soon.duration_since(SystemTime::now()).unwrap();
         assert!(ahead > Duration::from_secs(4) && ahead <= Duration::from_secs(5));
-        assert!(instant("tomorrow").unwrap_err().contains("2026-11-25T04:00:00Z"));
+        assert!(
+            instant("tomorrow")
+                .unwrap_err()
+                .contains("2026-11-25T04:00:00Z")
+        );
         assert!(instant("+5").unwrap_err().contains("no unit"));
     }
 

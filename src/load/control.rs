@@ -15,7 +15,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
 use super::worker::Progress;
-use crate::config::Bounds;
+use crate::config::{Bounds, ErrorLimit};
 
 /// Exit status after an interruption, as shells expect for SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -95,7 +95,7 @@ impl Control {
         progress: &[Arc<Progress>],
         bounds: Bounds,
         label: &str,
-        max_errors: Option<u64>,
+        max_errors: Option<ErrorLimit>,
     ) -> Vec<Tick> {
         let bar = self.progress_bar(bounds, label);
         let mut timeline = Vec::new();
@@ -199,9 +199,19 @@ impl Control {
 const ALL_FAILED_AFTER: u64 = 100;
 
 /// Why a run with `done` connections, `failed` of them failed, should stop early, if it should.
-fn abort_reason(done: u64, failed: u64, max_errors: Option<u64>) -> Option<String> {
+fn abort_reason(done: u64, failed: u64, max_errors: Option<ErrorLimit>) -> Option<String> {
     match max_errors {
-        Some(n) if failed >= n => Some(format!("{failed} connections failed (--max-errors {n})")),
+        Some(ErrorLimit::Count(n)) if failed >= n => {
+            Some(format!("{failed} connections failed (--max-errors {n})"))
+        }
+        Some(ErrorLimit::Ratio(r))
+            if done >= ALL_FAILED_AFTER && failed as f64 > r * done as f64 =>
+        {
+            Some(format!(
+                "{failed} of {done} connections failed, more than --max-errors {}%",
+                r * 100.0
+            ))
+        }
         None if done >= ALL_FAILED_AFTER && failed == done => Some(format!(
             "all of the first {done} connections failed: the target looks down"
         )),
@@ -263,6 +273,7 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
 #[cfg(test)]
 mod tests {
     use super::abort_reason;
+    use crate::config::ErrorLimit::{Count, Ratio};
 
     #[test]
     fn early_abort_rules() {
@@ -273,14 +284,27 @@ mod tests {
             "one success: the target is up"
         );
         assert!(
-            abort_reason(10, 5, Some(5))
+            abort_reason(10, 5, Some(Count(5)))
                 .unwrap()
                 .contains("--max-errors 5")
         );
-        assert!(abort_reason(10, 4, Some(5)).is_none());
+        assert!(abort_reason(10, 4, Some(Count(5))).is_none());
         assert!(
-            abort_reason(200, 200, Some(1000)).is_none(),
+            abort_reason(200, 200, Some(Count(1000))).is_none(),
             "an explicit limit replaces the rule"
+        );
+        assert!(
+            abort_reason(99, 99, Some(Ratio(0.5))).is_none(),
+            "too few to judge"
+        );
+        assert!(
+            abort_reason(200, 100, Some(Ratio(0.5))).is_none(),
+            "50% is not more"
+        );
+        assert!(
+            abort_reason(200, 101, Some(Ratio(0.5)))
+                .unwrap()
+                .contains("101 of 200 connections failed, more than --max-errors 50%")
         );
     }
 }
