@@ -234,6 +234,22 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
         reports.push(r);
     }
     let first = &args.reports[0];
+    // The same agent's run twice (a glob that matched a copy) would count it twice.
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, r) in args.reports.iter().zip(&reports) {
+        let agent = r.config.agent.as_ref().map(|a| (a.id.clone(), a.index));
+        let who = (r.started_at.clone(), agent, r.latency.total.hdr.encode());
+        if let Some(earlier) = seen.insert(who, path)
+            && !args.force
+        {
+            return Err(UsageError(format!(
+                "{} and {} are the same run (same start, agent and samples); give each agent's report once, or add --force",
+                earlier.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
     for (path, r) in args.reports.iter().zip(&reports).skip(1) {
         let changes = reports[0].config_changes(r);
         if !changes.is_empty() && !args.force {

@@ -296,6 +296,11 @@ fn merge_adds_agents_and_refuses_other_configurations() {
     let (code, out, err) = compare(&[s(&merged), s(&merged)]);
     assert_eq!(code, Some(0), "{out}{err}");
 
+    let out = bin().args(["merge", s(&a0), s(&a0)]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "the same report twice: {err}");
+    assert!(err.contains("the same run"), "{err}");
+
     let out = bin().args(["merge", s(&a0), s(&other)]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

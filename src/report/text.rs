@@ -86,7 +86,11 @@ pub fn render(r: &Report) -> String {
     }
     let moved = r.moved_counters();
     if !moved.is_empty() {
-        let _ = writeln!(out, "kernel counters (namespace): {}", moved.join(", "));
+        let scope = match r.agents.len() {
+            0 => "namespace".to_string(),
+            n => format!("summed over {n} agents' namespaces"),
+        };
+        let _ = writeln!(out, "kernel counters ({scope}): {}", moved.join(", "));
     }
     let tw = &r.time_wait;
     let st = &r.tcp_states;
