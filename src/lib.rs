@@ -29,6 +29,7 @@ pub mod report;
 pub mod server;
 pub mod sockopt;
 pub mod stats;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
