@@ -40,6 +40,82 @@ pub enum Command {
     /// Merge the reports of agents that ran side by side into one: histograms added (never
     /// percentiles averaged), counts summed, time series on one wall-clock axis.
     Merge(MergeArgs),
+    /// Open one connection (or a few) the way `run` does, capture its segments on lo and the
+    /// states both ends pass through, and draw them as a ladder, checked against the
+    /// textbook's claims (root or CAP_NET_RAW).
+    Trace(TraceArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Echo server on this host's loopback to trace against [default: the embedded one].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
+    pub target: Option<SocketAddr>,
+
+    /// Who ends the connection (as `run --close`); the embedded server follows.
+    #[arg(long, value_enum, default_value_t = CloseMode::Client)]
+    pub close: CloseMode,
+
+    /// SO_LINGER on the client socket, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub linger: Option<u32>,
+
+    /// Bytes per request.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub payload: usize,
+
+    /// Requests (echo round trips); 0 = connect, then close.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub requests: u32,
+
+    /// Connections, one after another (a few: their initial sequence numbers are compared).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub conns: u32,
+
+    /// Watch each TIME_WAIT socket until it is gone (up to about a minute) instead of
+    /// reading the kernel's remaining timer once.
+    #[arg(long)]
+    pub wait_time_wait: bool,
+
+    /// Run in a fresh network namespace of its own (root), so the capture sees only the
+    /// traced connection on its loopback.
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// Write the traces (segments, states, checks) as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write the first connection's ladder as an SVG picture.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+}
+
+impl TraceArgs {
+    /// The `run` flags that make the same connection.
+    pub fn run_flags(&self) -> Vec<String> {
+        let mut f: Vec<String> = [
+            "--close",
+            &self.close.to_string(),
+            "--payload",
+            &self.payload.to_string(),
+            "--requests",
+            &self.requests.to_string(),
+            "--conns",
+            &self.conns.to_string(),
+            "--concurrency",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(t) = self.target {
+            f.extend(["--target".into(), t.to_string()]);
+        }
+        if let Some(l) = self.linger {
+            f.extend(["--linger".into(), l.to_string()]);
+        }
+        f
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -336,6 +412,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
 
+    /// After the run, trace one connection made the same way (`tcpbench trace`): print its
+    /// ladder, and draw it in the --html report.
+    #[arg(long)]
+    pub trace: bool,
+
     #[command(flatten)]
     pub server: EmbeddedServerArgs,
 }
@@ -499,6 +580,41 @@ pub struct ServeArgs {
     /// Stop by itself after this long.
     #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]
     pub duration: Option<Duration>,
+}
+
+/// A clap error as one line: its message, the argument it names, and clap's tip.
+pub fn one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
+    match lines.find(|l| l.starts_with("tip:")) {
+        Some(tip) => format!("{first} ({tip})"),
+        None => first,
+    }
+}
+
+/// A run configuration from `run` flags (without the program and command names), built and
+/// checked as the command line builds it.
+pub fn run_config(flags: &[String]) -> Result<crate::config::RunConfig, crate::config::UsageError> {
+    let argv = ["tcpbench", "run", "--quiet"]
+        .into_iter()
+        .map(String::from)
+        .chain(flags.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| crate::config::UsageError(one_line(&e)))?;
+    let Some(Command::Run(run)) = cli.command else {
+        unreachable!("`run` was given")
+    };
+    crate::config::RunConfig::from_args(&run)
 }
 
 #[cfg(test)]

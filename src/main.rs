@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(Command::Compare(args)) => compare(&args),
         Some(Command::Matrix(args)) => matrix(&args),
         Some(Command::Merge(args)) => merge(&args),
+        Some(Command::Trace(args)) => trace(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -58,8 +59,25 @@ fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.out.markdown {
         write_file(path, &report::markdown::render(&report))?;
     }
+    // One connection of the same configuration, traced after the run.
+    let traced = if args.trace {
+        let opts = tcpbench::trace::TraceOptions::default();
+        match tcpbench::trace::trace(&cfg, &opts) {
+            Ok(mut t) => t.pop(),
+            Err(e) => {
+                eprintln!("tcpbench: --trace: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(t) = &traced {
+        println!("\n{}", tcpbench::trace::render_text(t));
+    }
     if let Some(path) = &args.out.html {
-        write_file(path, &html_page("tcpbench run", &report))?;
+        let svg = traced.as_ref().map(tcpbench::trace::render_svg);
+        write_file(path, &html_page("tcpbench run", &report, svg.as_deref()))?;
     }
     if let Some(dir) = &args.hgrm {
         report::hgrm::write_all(&report, dir)?;
@@ -275,17 +293,63 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
         write_file(path, &report::markdown::render(&merged))?;
     }
     if let Some(path) = &args.html {
-        write_file(path, &html_page("tcpbench merge", &merged))?;
+        write_file(path, &html_page("tcpbench merge", &merged, None))?;
     }
     Ok(0)
 }
 
-/// A run's (or a merge's) HTML page: its text summary, then its charts.
-fn html_page(title: &str, r: &report::Report) -> String {
-    let table = report::table::escape(&report::text::render(r));
+fn trace(args: &tcpbench::cli::TraceArgs) -> anyhow::Result<u8> {
+    use tcpbench::trace;
+    if args.conns == 0 {
+        return Err(UsageError("--conns must be at least 1".into()).into());
+    }
+    let cfg = tcpbench::cli::run_config(&args.run_flags())?;
+    if args.isolate {
+        tcpbench::observe::netns::enter_fresh().map_err(|e| {
+            UsageError(format!(
+                "--isolate cannot create a network namespace ({e}); run as root or drop --isolate"
+            ))
+        })?;
+    }
+    let opts = trace::TraceOptions {
+        conns: args.conns,
+        wait_time_wait: args.wait_time_wait,
+        ..Default::default()
+    };
+    let traces = trace::trace(&cfg, &opts).map_err(trace_error)?;
+    for t in &traces {
+        println!("{}", trace::render_text(t));
+    }
+    if let Some(path) = &args.json {
+        write_file(path, &serde_json::to_string_pretty(&traces)?)?;
+    }
+    if let (Some(path), Some(first)) = (&args.svg, traces.first()) {
+        write_file(path, &trace::render_svg(first))?;
+    }
+    Ok(0)
+}
+
+/// Errors of the user's making (permissions, a remote target) are usage errors: exit 2.
+fn trace_error(e: tcpbench::trace::TraceError) -> anyhow::Error {
+    use tcpbench::trace::TraceError;
+    match e {
+        TraceError::NotPermitted(_) | TraceError::NotLoopback(_) | TraceError::Usage(_) => {
+            UsageError(e.to_string()).into()
+        }
+        e => e.into(),
+    }
+}
+
+/// A run's (or a merge's) HTML page: its text summary, a traced connection's ladder when
+/// there is one, then its charts.
+fn html_page(title: &str, r: &report::Report, ladder: Option<&str>) -> String {
+    let summary = report::table::escape(&report::text::render(r));
+    let ladder = ladder
+        .map(|svg| format!("<h2>One connection, traced</h2>\n<figure>{svg}</figure>\n"))
+        .unwrap_or_default();
     report::html::render(
         title,
-        &format!("<pre>{table}</pre>"),
+        &format!("<pre>{summary}</pre>\n{ladder}"),
         &[report::html::Series {
             label: "run",
             report: r,
@@ -314,23 +378,9 @@ fn clap_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = e.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut first = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" names them on the next line.
-    if first.ends_with(':')
-        && let Some(next) = lines.next()
-    {
-        first = format!("{first} {next}");
-    }
-    let tip = lines
-        .find(|l| l.starts_with("tip:"))
-        .map(|t| format!(" ({t})"))
-        .unwrap_or_default();
-    eprintln!("tcpbench: error: {first}{tip}; see tcpbench --help");
+    eprintln!(
+        "tcpbench: error: {}; see tcpbench --help",
+        tcpbench::cli::one_line(&e)
+    );
     ExitCode::from(2)
 }

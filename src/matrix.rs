@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 use crate::config::{RunConfig, UsageError};
 use crate::report::Report;
 use crate::report::figures;
@@ -143,17 +143,7 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
                 .unwrap_or((String::new(), s.span().start));
             UsageError(format!("{} (scenario \"{name}\"):{key} {msg}", at(offset)))
         };
-        let cli = Cli::try_parse_from(
-            ["tcpbench", "run", "--quiet"]
-                .into_iter()
-                .map(String::from)
-                .chain(argv.clone()),
-        )
-        .map_err(|e| blame(&clap_message(&e)))?;
-        let Some(Command::Run(run)) = cli.command else {
-            unreachable!("`run` was given")
-        };
-        let config = RunConfig::from_args(&run).map_err(|e| blame(&e.0))?;
+        let config = crate::cli::run_config(&argv).map_err(|e| blame(&e.0))?;
         out.push(Scenario {
             name,
             args: argv,
@@ -251,18 +241,6 @@ fn to_flags(
             .map(|v| v.concat()),
         v => Ok(vec![flag.clone(), scalar(v)?]),
     }
-}
-
-/// A clap error as one line.
-fn clap_message(e: &clap::Error) -> String {
-    let rendered = e.render().to_string();
-    rendered
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("bad option")
-        .trim_start_matches("error: ")
-        .to_string()
 }
 
 /// The figures the matrix table shows first, in order; counters that moved follow.

@@ -59,6 +59,7 @@ const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
   max-width: 960px; margin: 2em auto; padding: 0 1em; color: #222; background: #fff; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.6em; }
+pre { overflow-x: auto; font-size: 0.85em; }
 h2 { font-size: 1.2em; margin-top: 2em; padding-bottom: 0.2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
