@@ -395,7 +395,9 @@ fn time_wait_is_measured_until_it_ends() {
     let tw = &t.time_wait[0];
     assert_eq!(tw.side, Side::Client);
     let measured = tw.measured_s.expect("measured until gone");
-    assert!((59.0..=61.5).contains(&measured), "{tw:?}");
+    // 60 s, and the kernel's timer wheel may fire a timer that far out up to one slot late
+    // (about 2 s here, HZ=250).
+    assert!((59.5..=65.0).contains(&measured), "{tw:?}");
     let end = t.states.last().unwrap();
     assert_eq!((end.side, end.state.as_str()), (Side::Client, "CLOSED"));
     assert_eq!(end.from.as_deref(), Some("TIME_WAIT"));

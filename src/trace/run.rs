@@ -286,6 +286,9 @@ fn settle(
 fn wait_time_wait(conns: &mut [Conn], diag: &mut Diag) -> Result<(), TraceError> {
     let started = Instant::now();
     let step_ms = TW_STEP.as_secs_f64() * 1000.0;
+    // A dump can miss a socket while other namespaces churn the shared hash table: a socket
+    // is gone once two polls in a row do not list it, from the first of them.
+    let mut missed: std::collections::HashMap<(usize, usize), i64> = Default::default();
     loop {
         let pending = conns
             .iter()
@@ -308,9 +311,12 @@ fn wait_time_wait(conns: &mut [Conn], diag: &mut Diag) -> Result<(), TraceError>
         std::thread::sleep(TW_STEP);
         let listed = diag.sockets().map_err(diag_error)?;
         let now = mono_ns();
-        for c in conns.iter_mut() {
+        for (ci, c) in conns.iter_mut().enumerate() {
             let (client, server) = (c.client, c.server);
-            for tw in c.time_wait.iter_mut().filter(|tw| tw.gone.is_none()) {
+            for (ti, tw) in c.time_wait.iter_mut().enumerate() {
+                if tw.gone.is_some() {
+                    continue;
+                }
                 let (local, remote) = match tw.side {
                     Side::Client => (client, server),
                     Side::Server => (server, client),
@@ -318,8 +324,10 @@ fn wait_time_wait(conns: &mut [Conn], diag: &mut Diag) -> Result<(), TraceError>
                 let held = listed.iter().any(|s| {
                     s.local == local && s.remote == remote && s.state == tcp_state::TIME_WAIT
                 });
-                if !held {
-                    tw.gone = Some((now, step_ms));
+                if held {
+                    missed.remove(&(ci, ti));
+                } else if let Some(first) = missed.insert((ci, ti), now) {
+                    tw.gone = Some((first, step_ms));
                 }
             }
         }
