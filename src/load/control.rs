@@ -266,7 +266,10 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
     *interrupted = true;
     stop.stop();
     bar.suspend(|| {
-        eprintln!("tcpbench: interrupted; finishing in-flight connections (again to quit at once)")
+        eprintln!(
+            "tcpbench: interrupted; connections in flight get {} s to finish (again to quit at once)",
+            super::worker::STOP_GRACE.as_secs()
+        )
     });
 }
 
