@@ -116,5 +116,10 @@ if [ "$missing" -ne 0 ]; then
   exit 1
 fi
 
-"$local_bin" merge "${reports[@]}" -o "$out/merged.json" --markdown "$out/merged.md"
+# Exit 1: merged, and some connections failed (they are in the report).
+rc=0
+"$local_bin" merge "${reports[@]}" -o "$out/merged.json" --markdown "$out/merged.md" || rc=$?
+if [ "$rc" -gt 1 ]; then
+  exit "$rc"
+fi
 echo "merged report: $out/merged.json ($out/merged.md)" >&2

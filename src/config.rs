@@ -341,6 +341,9 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
 /// Most workers: far above what a process's descriptors allow anyway.
 pub const MAX_CONCURRENCY: usize = 1_000_000;
 
+/// How far ahead `--start-at` may be: a typo in the date would otherwise wait for years.
+pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
 /// Largest `--payload`.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -429,6 +432,16 @@ impl RunConfig {
                 ));
             }
         };
+        if let Some(at) = a.start_at
+            && at
+                .duration_since(std::time::SystemTime::now())
+                .is_ok_and(|ahead| ahead > MAX_START_AHEAD)
+        {
+            return usage(format!(
+                "--start-at {} is more than a day ahead; give a time within a day, or +D from now",
+                humantime::format_rfc3339_seconds(at)
+            ));
+        }
         let mut bounds = Bounds {
             conns: a.conns.or(if a.duration.is_none() {
                 Some(10_000)

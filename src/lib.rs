@@ -69,7 +69,15 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     let mut ctl = Control::new(quiet).context("cannot install signal handlers")?;
     if let Some(at) = cfg.start_at {
         match at.duration_since(SystemTime::now()) {
-            Ok(wait) => ctl.pause(wait, "waiting for --start-at"),
+            Ok(wait) => {
+                // Always said: agents' logs should show why nothing happens yet.
+                eprintln!(
+                    "tcpbench: waiting {} for --start-at {}",
+                    humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
+                    humantime::format_rfc3339_millis(at)
+                );
+                ctl.pause(wait, "waiting for --start-at")
+            }
             Err(late) if late.duration() >= Duration::from_secs(1) => eprintln!(
                 "tcpbench: --start-at was {} ago; starting now",
                 humantime::format_duration(Duration::from_millis(

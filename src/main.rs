@@ -251,33 +251,30 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
         })?;
         reports.push(r);
     }
-    let first = &args.reports[0];
-    // The same agent's run twice (a glob that matched a copy) would count it twice.
-    let mut seen = std::collections::BTreeMap::new();
-    for (path, r) in args.reports.iter().zip(&reports) {
-        let agent = r.config.agent.as_ref().map(|a| (a.id.clone(), a.index));
-        let who = (r.started_at.clone(), agent, r.latency.total.hdr.encode());
-        if let Some(earlier) = seen.insert(who, path)
-            && !args.force
-        {
-            return Err(UsageError(format!(
-                "{} and {} are the same run (same start, agent and samples); give each agent's report once, or add --force",
-                earlier.display(),
-                path.display()
-            ))
-            .into());
+    let names: Vec<String> = args
+        .reports
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !args.force {
+        if let Some(why) = report::merge::agents_problem(&names, &reports) {
+            return Err(UsageError(format!("{why}; or add --force")).into());
         }
-    }
-    for (path, r) in args.reports.iter().zip(&reports).skip(1) {
-        let changes = reports[0].config_changes(r);
-        if !changes.is_empty() && !args.force {
-            return Err(UsageError(format!(
-                "{} was made with another configuration than {} ({}); merge the agents of one run, or add --force",
-                path.display(),
-                first.display(),
-                changes.join(", ")
-            ))
-            .into());
+        for (name, r) in names.iter().zip(&reports).skip(1) {
+            // Thread counts follow each machine's CPUs: agents may differ there.
+            let changes: Vec<String> = reports[0]
+                .config_changes(r)
+                .into_iter()
+                .filter(|c| !c.starts_with("threads:") && !c.starts_with("pin:"))
+                .collect();
+            if !changes.is_empty() {
+                return Err(UsageError(format!(
+                    "{name} was made with another configuration than {} ({}); merge the agents of one run, or add --force",
+                    names[0],
+                    changes.join(", ")
+                ))
+                .into());
+            }
         }
     }
     let merged = report::Report::merge_agents(&reports);
@@ -295,7 +292,11 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.html {
         write_file(path, &html_page("tcpbench merge", &merged, None))?;
     }
-    Ok(0)
+    Ok(if merged.interrupted {
+        tcpbench::load::control::EXIT_INTERRUPTED as u8
+    } else {
+        merged.exit_code() as u8
+    })
 }
 
 fn trace(args: &tcpbench::cli::TraceArgs) -> anyhow::Result<u8> {

@@ -23,9 +23,23 @@ use crate::report::table::{Table, number};
 pub const SCHEMA: &str = "tcpbench.matrix.v1";
 
 /// Keys a scenario may not set: they belong to the matrix command or its outputs.
-const MATRIX_KEYS: [&str; 7] = [
-    "json", "hgrm", "html", "markdown", "quiet", "repeat", "isolate",
+const MATRIX_KEYS: [&str; 8] = [
+    "json", "hgrm", "html", "markdown", "quiet", "repeat", "isolate", "trace",
 ];
+
+/// The other half of an on/off pair of flags: `pin` and `no-pin`, `server-reuseport` and
+/// `server-no-reuseport`.
+fn opposite(key: &str) -> String {
+    if let Some(rest) = key.strip_prefix("server-no-") {
+        format!("server-{rest}")
+    } else if let Some(rest) = key.strip_prefix("server-") {
+        format!("server-no-{rest}")
+    } else if let Some(rest) = key.strip_prefix("no-") {
+        rest.to_string()
+    } else {
+        format!("no-{key}")
+    }
+}
 
 type Keys = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
@@ -111,7 +125,12 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
         seen.push(name.clone());
         // The scenario's own keys over the defaults.
         let mut merged: BTreeMap<&str, &Spanned<toml::Value>> = BTreeMap::new();
-        for (k, v) in file.defaults.iter().chain(keys.iter()) {
+        for (k, v) in file.defaults.iter() {
+            merged.insert(k.get_ref().as_str(), v);
+        }
+        for (k, v) in keys.iter() {
+            // A scenario's `no-pin` replaces the defaults' `pin`, not joins it.
+            merged.remove(opposite(k.get_ref()).as_str());
             merged.insert(k.get_ref().as_str(), v);
         }
         merged.remove("name");
@@ -217,6 +236,7 @@ fn to_flags(
             toml::Value::String(s) => Ok(s.clone()),
             toml::Value::Integer(i) => Ok(i.to_string()),
             toml::Value::Float(f) => Ok(f.to_string()),
+            toml::Value::Datetime(d) => Ok(d.to_string()),
             toml::Value::Boolean(_) => Err(format!("{flag} takes a value, not true/false")),
             _ => Err(format!("{flag} takes one value (a string or a number)")),
         }
@@ -224,22 +244,21 @@ fn to_flags(
     match value {
         toml::Value::Array(items) if takes == Takes::Each => items
             .iter()
-            .map(|v| Ok(vec![flag.clone(), scalar(v)?]))
-            .collect::<Result<Vec<_>, String>>()
-            .map(|v| v.concat()),
+            .map(|v| Ok(format!("{flag}={}", scalar(v)?)))
+            .collect(),
         toml::Value::Array(items) => {
             let values = items
                 .iter()
                 .map(scalar)
                 .collect::<Result<Vec<_>, String>>()?;
-            Ok(vec![flag.clone(), values.join(",")])
+            Ok(vec![format!("{flag}={}", values.join(","))])
         }
         toml::Value::Table(t) if key == "sysctl" => t
             .iter()
-            .map(|(name, v)| Ok(vec![flag.clone(), format!("{name}={}", scalar(v)?)]))
-            .collect::<Result<Vec<_>, String>>()
-            .map(|v| v.concat()),
-        v => Ok(vec![flag.clone(), scalar(v)?]),
+            .map(|(name, v)| Ok(format!("{flag}={name}={}", scalar(v)?)))
+            .collect(),
+        // `--key=value`: a value that starts with '-' stays a value.
+        v => Ok(vec![format!("{flag}={}", scalar(v)?)]),
     }
 }
 
@@ -444,6 +463,14 @@ bind = ["127.0.0.2", "127.0.0.3"]
             ("[[scenario]\nname = 1", "s.toml:1:"),
             ("[defaults]\nconns = 5\n", "no scenarios"),
             (
+                "[[scenario]]\nname = \"a\"\nconns = -1\n",
+                "s.toml:3 (scenario \"a\"): key `conns`: invalid value '-1'",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\ntrace = true\n",
+                "s.toml:3: key `trace`: set by the matrix command",
+            ),
+            (
                 "[[scenario]]\nname = \"a\"\n[extra]\n",
                 "s.toml:3: unknown field `extra`",
             ),
@@ -452,6 +479,20 @@ bind = ["127.0.0.2", "127.0.0.3"]
             assert!(e.contains(says), "{text:?}\n  got: {e}\n  want: {says}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+    }
+
+    #[test]
+    fn a_scenario_switch_replaces_its_opposite_in_the_defaults() {
+        let s = scenarios(
+            "[defaults]\npin = true\nserver-reuseport = true\n\n[[scenario]]\nname = \"a\"\nno-pin = true\nserver-no-reuseport = true\nstart-at = 2026-11-25T04:00:00Z\n",
+        )
+        .unwrap();
+        assert!(!s[0].config.pin, "{:?}", s[0].args);
+        let crate::config::Target::Embedded(server) = &s[0].config.target else {
+            panic!("embedded")
+        };
+        assert!(!server.reuseport, "{:?}", s[0].args);
+        assert!(s[0].config.start_at.is_some());
     }
 
     #[test]

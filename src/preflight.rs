@@ -107,13 +107,14 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
     let mut hints = Vec::new();
     let spread = |need: u64| {
         let addrs = need.div_ceil(ports).max(2);
-        if target.is_ipv4() {
-            format!(
-                "--bind 127.0.0.2-127.0.0.{} ({addrs} source addresses)",
-                addrs + 1
-            )
-        } else {
-            format!("--bind with {addrs} source addresses")
+        match target.to_canonical() {
+            // Loopback reaches a loopback target from any 127.x address.
+            IpAddr::V4(t) if t.is_loopback() && addrs < (1 << 24) - 2 => {
+                let last =
+                    std::net::Ipv4Addr::from(u32::from_be_bytes([127, 0, 0, 1]) + addrs as u32);
+                format!("--bind 127.0.0.2-{last} ({addrs} source addresses)")
+            }
+            _ => format!("--bind with {addrs} source addresses of this host"),
         }
     };
     let sources_text = if sources == 1 {
@@ -234,6 +235,26 @@ mod tests {
             h[0].contains("about 2000 local_port_exhaustion") && h[0].contains("EADDRINUSE"),
             "{h:?}"
         );
+    }
+
+    #[test]
+    fn suggested_source_ranges_are_real_addresses() {
+        let h = port_hints(
+            &cfg(&["--conns", "30000"]),
+            LOOP,
+            &settings(60000, 60099, 0),
+        );
+        assert!(
+            h[0].contains("--bind 127.0.0.2-127.0.1.45 (300 source addresses)"),
+            "{h:?}"
+        );
+        let remote: IpAddr = "192.0.2.1".parse().unwrap();
+        let h = port_hints(
+            &cfg(&["--conns", "30000"]),
+            remote,
+            &settings(60000, 60099, 0),
+        );
+        assert!(h[0].contains("300 source addresses of this host"), "{h:?}");
     }
 
     #[test]

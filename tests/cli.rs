@@ -48,6 +48,13 @@ fn bad_flags_exit_2_with_one_line() {
         ),
         (vec!["--port-strategy", "bind-no-port"], "--bind"),
         (vec!["--sysctl", "net.ipv4.tcp_tw_reuse=0"], "--isolate"),
+        (
+            vec!["--start-at", "2099-01-01T00:00:00Z"],
+            "more than a day ahead",
+        ),
+        (vec!["--start-at", "noon"], "--start-at"),
+        (vec!["--agent-index", "1"], "--agents"),
+        (vec!["--max-errors", "150%"], "--max-errors"),
         // TEST-NET-1: never connected to; refused before any socket is made.
         (vec!["--target", "192.0.2.1:80"], "--allow-remote"),
     ] {

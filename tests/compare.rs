@@ -299,7 +299,15 @@ fn merge_adds_agents_and_refuses_other_configurations() {
     let out = bin().args(["merge", s(&a0), s(&a0)]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "the same report twice: {err}");
-    assert!(err.contains("the same run"), "{err}");
+    assert!(err.contains("give each agent's report once"), "{err}");
+    // One agent of two: the merge would cover half the run.
+    let out = bin().args(["merge", s(&a1)]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("agent index 0 of --agents 2 is missing"),
+        "{err}"
+    );
 
     let out = bin().args(["merge", s(&a0), s(&other)]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -94,6 +94,9 @@ impl Comparison {
 struct Side {
     value: BTreeMap<String, f64>,
     range: BTreeMap<String, f64>,
+    /// The worst run's value of each figure: what an absolute threshold (`errors>0`)
+    /// judges, so one bad run of three is not hidden by the median.
+    worst: BTreeMap<String, f64>,
     runs: usize,
 }
 
@@ -107,13 +110,28 @@ impl Side {
                     .iter()
                     .map(|(k, hi)| (k.clone(), hi - rep.min.get(k).copied().unwrap_or(*hi)))
                     .collect(),
+                worst: rep
+                    .median
+                    .keys()
+                    .map(|k| {
+                        let pick = match figures::better(k) {
+                            Better::Higher => &rep.min,
+                            Better::Lower | Better::Neither => &rep.max,
+                        };
+                        (k.clone(), pick.get(k).copied().unwrap_or(0.0))
+                    })
+                    .collect(),
                 runs: rep.runs.len(),
             },
-            None => Side {
-                value: figures::of(r).into_iter().collect(),
-                range: BTreeMap::new(),
-                runs: 1,
-            },
+            None => {
+                let value: BTreeMap<String, f64> = figures::of(r).into_iter().collect();
+                Side {
+                    worst: value.clone(),
+                    value,
+                    range: BTreeMap::new(),
+                    runs: 1,
+                }
+            }
         }
     }
 }
@@ -131,6 +149,20 @@ pub fn compare(
             "{base_name} and {cand_name} were made with different configurations ({}); compare runs of one configuration, or add --allow-config-change",
             config_changes.join(", ")
         )));
+    }
+    // A counter threshold must name a counter the reports track (they list those that
+    // stayed at 0 too): a misspelt one would always hold.
+    for t in thresholds {
+        if let Some(counter) = t.figure.strip_prefix("counters.")
+            && !base.kernel.counters.contains_key(counter)
+            && !cand.kernel.counters.contains_key(counter)
+        {
+            let known: Vec<&str> = base.kernel.counters.keys().map(String::as_str).collect();
+            return Err(UsageError(format!(
+                "--fail-if {t}: these reports have no counter {counter}; the counters are {}",
+                known.join(", ")
+            )));
+        }
     }
     let (b, c) = (Side::of(base), Side::of(cand));
     // The baseline's order, then figures only the candidate has.
@@ -164,7 +196,13 @@ pub fn compare(
     let thresholds = thresholds
         .iter()
         .map(|t| {
-            let (bv, cv) = (value(&b, &t.figure), value(&c, &t.figure));
+            let (bv, cv) = match t.limit {
+                threshold::Limit::Relative(_) => (value(&b, &t.figure), value(&c, &t.figure)),
+                threshold::Limit::Absolute(_) => (
+                    value(&b, &t.figure),
+                    c.worst.get(&t.figure).copied().unwrap_or(0.0),
+                ),
+            };
             let outcome = match t.check(bv, cv, noise(&t.figure)) {
                 Check::Holds => "holds",
                 Check::Fails => "fails",
@@ -391,6 +429,34 @@ mod tests {
         assert_eq!(c.thresholds[0].outcome, "noise", "{}", render_text(&c));
         assert_eq!(c.exit_code(), 0);
         assert_eq!(c.runs, [2, 2]);
+    }
+
+    #[test]
+    fn absolute_thresholds_judge_the_worst_run() {
+        let base = fixture::report();
+        let mut bad = fixture::report();
+        bad.totals.failed = 40;
+        let cand = Report::merge_runs(&[base.clone(), base.clone(), bad]);
+        assert_eq!(cand.repeats.as_ref().unwrap().median["errors"], 1.0);
+        let t = vec![threshold::parse("errors>1").unwrap()];
+        let c = compare(("a", &base), ("b", &cand), &t, false).unwrap();
+        assert_eq!(c.thresholds[0].outcome, "fails", "{}", render_text(&c));
+        assert_eq!(c.thresholds[0].candidate, 40.0);
+    }
+
+    #[test]
+    fn a_misspelt_counter_is_refused() {
+        let mut base = fixture::report();
+        base.kernel.counters.insert("ListenOverflows".into(), 0);
+        let ok = vec![threshold::parse("counters.ListenOverflows>0").unwrap()];
+        assert!(compare(("a", &base), ("b", &base), &ok, false).is_ok());
+        let typo = vec![threshold::parse("counters.ListenOverflow>0").unwrap()];
+        let e = compare(("a", &base), ("b", &base), &typo, false).unwrap_err();
+        assert!(
+            e.0.contains("no counter ListenOverflow;") && e.0.contains("ListenOverflows"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

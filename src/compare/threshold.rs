@@ -29,15 +29,6 @@ impl Op {
             Op::Le => a <= b,
         }
     }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-        }
-    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -54,14 +45,13 @@ pub struct Threshold {
     pub figure: String,
     pub op: Op,
     pub limit: Limit,
+    /// As the user wrote it, units and all (without spaces).
+    pub text: String,
 }
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.limit {
-            Limit::Relative(p) => write!(f, "{}{}{:+}%", self.figure, self.op.as_str(), p),
-            Limit::Absolute(v) => write!(f, "{}{}{}", self.figure, self.op.as_str(), v),
-        }
+        f.write_str(&self.text)
     }
 }
 
@@ -153,6 +143,7 @@ pub fn parse(s: &str) -> Result<Threshold, String> {
             figure: figure.to_string(),
             op,
             limit,
+            text: s.split_whitespace().collect(),
         }),
     }
 }
@@ -215,6 +206,7 @@ mod tests {
                 figure: "total.p99".into(),
                 op: Op::Ge,
                 limit: Limit::Absolute(2000.0),
+                text: "total.p99>=2ms".into(),
             }
         );
         assert_eq!(
@@ -274,5 +266,9 @@ mod tests {
             "connect.p99>+10%"
         );
         assert_eq!(parse("errors>0").unwrap().to_string(), "errors>0");
+        assert_eq!(
+            parse(" total.p99 >= 2ms ").unwrap().to_string(),
+            "total.p99>=2ms"
+        );
     }
 }

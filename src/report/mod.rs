@@ -7,7 +7,7 @@ pub mod hgrm;
 pub mod html;
 pub mod json;
 pub mod markdown;
-mod merge;
+pub mod merge;
 pub mod table;
 pub mod text;
 
@@ -340,9 +340,19 @@ impl Report {
     /// run's totals, and who and when left out, so that the agents of one run, and their
     /// merged report, have equal configurations.
     pub fn run_config(&self) -> serde_json::Value {
+        let agents = self.config.agent.as_ref().map(|a| a.agents);
         let mut c = self.config.whole_run();
         c.start_at = None;
-        serde_json::to_value(&c).unwrap_or_default()
+        let mut v = serde_json::to_value(&c).unwrap_or_default();
+        // How many agents share the run is part of it; which one this is, is not.
+        if let (Some(n), Some(obj)) = (agents, v.as_object_mut()) {
+            obj.insert("agents".into(), n.into());
+        }
+        // Where an external server is reached is not how it is loaded: A/B servers compare.
+        if let Some(t) = v.pointer_mut("/target/external") {
+            *t = "HOST:PORT".into();
+        }
+        v
     }
 
     /// The configuration keys (dotted JSON paths) whose values differ from `other`'s.

@@ -40,10 +40,11 @@ pub fn render(r: &Report) -> String {
                 )
             })
             .collect();
+        let n = r.agents.len();
         let _ = writeln!(
             out,
-            "merged from {} agents: {}",
-            r.agents.len(),
+            "merged from {n} agent{}: {}",
+            if n == 1 { "" } else { "s" },
             each.join("; ")
         );
     }
