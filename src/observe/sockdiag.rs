@@ -102,28 +102,34 @@ impl Counter {
     }
 
     fn dump(&mut self, side: Side) -> io::Result<Counts> {
-        let fd = self.netlink.as_ref().expect("netlink socket").as_raw_fd();
+        let fd = self.netlink.as_ref().expect("netlink socket");
         self.seq = self.seq.wrapping_add(1);
-        let req = request(self.ipv6, self.port, side, self.seq);
-        // SAFETY: a valid fd and a buffer of the given length.
-        if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let family = if self.ipv6 {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        } as u8;
+        let req = dump_request(
+            family,
+            ALL_STATES,
+            self.port,
+            side == Side::Server,
+            self.seq,
+        );
         let mut counts = Counts::default();
-        loop {
-            // SAFETY: a valid fd and a writable buffer of the given length.
-            let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
+        dump(fd, &mut self.buf, &req, self.seq, |body| {
+            if let Some(&state) = body.get(MSG_STATE_OFFSET)
+                && (1..=11).contains(&state)
+            {
+                counts[state as usize - 1] += 1;
             }
-            if parse_replies(&self.buf[..n as usize], self.seq, &mut counts)? {
-                return Ok(counts);
-            }
-        }
+        })?;
+        Ok(counts)
     }
 }
 
-fn open_netlink() -> io::Result<OwnedFd> {
+/// A NETLINK_SOCK_DIAG socket.
+pub(crate) fn open_netlink() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2).
     let fd = unsafe {
         libc::socket(
@@ -139,29 +145,57 @@ fn open_netlink() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A dump request for TCP sockets of one family in any state, filtered by port.
-fn request(ipv6: bool, port: u16, side: Side, seq: u32) -> Vec<u8> {
+/// Every TCP state, as the bit mask of an inet_diag request.
+pub(crate) const ALL_STATES: u32 = 0xfff;
+
+/// A dump request for TCP sockets of `family` (AF_INET/AF_INET6) in `states` (a bit per
+/// state number) whose local (`local`) or remote port is `port`.
+pub(crate) fn dump_request(family: u8, states: u32, port: u16, local: bool, seq: u32) -> Vec<u8> {
     let mut m = Vec::with_capacity(NLMSG_HDRLEN + REQ_LEN);
     m.extend_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
     m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
     m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     m.extend_from_slice(&seq.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
-    let family = if ipv6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
     m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    m.extend_from_slice(&0xfff_u32.to_ne_bytes()); // every state
-    let (sport, dport) = match side {
-        Side::Server => (port, 0),
-        Side::Client => (0, port),
-    };
+    m.extend_from_slice(&states.to_ne_bytes());
+    let (sport, dport) = if local { (port, 0) } else { (0, port) };
     m.extend_from_slice(&sport.to_be_bytes());
     m.extend_from_slice(&dport.to_be_bytes());
     m.resize(NLMSG_HDRLEN + REQ_LEN, 0); // addresses, interface, cookie: any
     m
 }
 
-/// Adds the states of one datagram of replies to `counts`; true once the dump is done.
-fn parse_replies(mut data: &[u8], seq: u32, counts: &mut Counts) -> io::Result<bool> {
+/// Sends the dump request `req` (sequence number `seq`) on `fd` and calls `each` with the
+/// body of every inet_diag_msg of the reply, until the dump is done; `buf` receives the
+/// datagrams.
+pub(crate) fn dump(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    req: &[u8],
+    seq: u32,
+    mut each: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: a valid fd and a buffer of the given length.
+    if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    loop {
+        // SAFETY: a valid fd and a writable buffer of the given length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if parse_replies(&buf[..n as usize], seq, &mut each)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Calls `each` with every inet_diag_msg of one datagram of replies; true once the dump is
+/// done.
+fn parse_replies(mut data: &[u8], seq: u32, each: &mut impl FnMut(&[u8])) -> io::Result<bool> {
     while data.len() >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes(data[0..4].try_into().unwrap()) as usize;
         let kind = u16::from_ne_bytes(data[4..6].try_into().unwrap());
@@ -179,17 +213,11 @@ fn parse_replies(mut data: &[u8], seq: u32, counts: &mut Counts) -> io::Result<b
                         .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap()));
                     return Err(io::Error::from_raw_os_error(-errno));
                 }
-                SOCK_DIAG_BY_FAMILY => {
-                    if let Some(&state) = body.get(MSG_STATE_OFFSET)
-                        && (1..=11).contains(&state)
-                    {
-                        counts[state as usize - 1] += 1;
-                    }
-                }
+                SOCK_DIAG_BY_FAMILY => each(body),
                 _ => {}
             }
         }
-        data = &data[(len + 3) & !3..];
+        data = &data[((len + 3) & !3).min(data.len())..];
     }
     Ok(false)
 }
@@ -234,12 +262,20 @@ mod tests {
 
     #[test]
     fn request_has_the_kernel_layout() {
-        let r = request(false, 8888, Side::Client, 7);
+        let r = dump_request(libc::AF_INET as u8, ALL_STATES, 8888, false, 7);
         assert_eq!(r.len(), 72);
         assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 72);
         assert_eq!(r[16], libc::AF_INET as u8);
+        assert_eq!(u32::from_ne_bytes(r[20..24].try_into().unwrap()), 0xfff);
         assert_eq!(&r[24..26], &0u16.to_be_bytes(), "sport any");
         assert_eq!(&r[26..28], &8888u16.to_be_bytes(), "dport = target");
+        let local = dump_request(libc::AF_INET6 as u8, 1, 8888, true, 7);
+        assert_eq!(local[16], libc::AF_INET6 as u8);
+        assert_eq!(
+            &local[24..28],
+            &[0x22, 0xb8, 0, 0],
+            "sport = target, dport any"
+        );
     }
 
     /// Both sources see the same sockets of a listener of our own.

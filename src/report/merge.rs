@@ -151,13 +151,27 @@ impl Report {
             .map(|r| humantime::parse_rfc3339_weak(&r.started_at).unwrap_or(UNIX_EPOCH))
             .collect();
         let t0 = starts.iter().min().copied().unwrap_or(UNIX_EPOCH);
-        let offset_us =
-            |i: usize| starts[i].duration_since(t0).unwrap_or_default().as_micros() as u64;
+        let offsets: Vec<u64> = starts
+            .iter()
+            .map(|s| s.duration_since(t0).unwrap_or_default().as_micros() as u64)
+            .collect();
         let end_s = reports
             .iter()
-            .enumerate()
-            .map(|(i, r)| offset_us(i) as f64 / 1e6 + r.duration_s)
+            .zip(&offsets)
+            .map(|(r, o)| *o as f64 / 1e6 + r.duration_s)
             .fold(0.0, f64::max);
+        // Each report's points of one series, with the report's offset on the common axis.
+        fn each<V>(
+            reports: &[Report],
+            offsets: &[u64],
+            points: impl Fn(&Report) -> Vec<(u64, V)>,
+        ) -> Vec<(u64, Vec<(u64, V)>)> {
+            reports
+                .iter()
+                .zip(offsets)
+                .map(|(r, o)| (*o, points(r)))
+                .collect()
+        }
         out.started_at = humantime::format_rfc3339_millis(t0).to_string();
         out.duration_s = end_s;
         out.rate_cps = rate(out.totals.succeeded, end_s);
@@ -166,17 +180,12 @@ impl Report {
 
         // Connections ended, summed over agents at every instant any of them counted.
         let timeline = on_one_axis(
-            reports
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let pts = r
-                        .timeline
-                        .iter()
-                        .map(|t| (us(t.t_ms), (t.succeeded, t.failed)));
-                    (offset_us(i), pts.collect())
-                })
-                .collect(),
+            each(reports, &offsets, |r| {
+                r.timeline
+                    .iter()
+                    .map(|t| (us(t.t_ms), (t.succeeded, t.failed)))
+                    .collect()
+            }),
             |a: &mut (u64, u64), b| {
                 a.0 += b.0;
                 a.1 += b.1;
@@ -195,18 +204,12 @@ impl Report {
         type States = BTreeMap<String, u32>;
         let side = |get: fn(&Sample) -> Option<&States>| {
             on_one_axis(
-                reports
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        let pts = r
-                            .tcp_states
-                            .samples
-                            .iter()
-                            .filter_map(|s| Some((us(s.t_ms), get(s)?.clone())));
-                        (offset_us(i), pts.collect())
-                    })
-                    .collect(),
+                each(reports, &offsets, |r| {
+                    let samples = r.tcp_states.samples.iter();
+                    samples
+                        .filter_map(|s| Some((us(s.t_ms), get(s)?.clone())))
+                        .collect()
+                }),
                 |a: &mut States, b| {
                     for (state, n) in b {
                         *a.entry(state.clone()).or_insert(0) += n;
@@ -216,18 +219,12 @@ impl Report {
         };
         let (client, server) = (side(|s| s.client.as_ref()), side(|s| s.server.as_ref()));
         let totals = on_one_axis(
-            reports
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let pts = r
-                        .tcp_states
-                        .samples
-                        .iter()
-                        .filter_map(|s| Some((us(s.t_ms), s.tw_total?)));
-                    (offset_us(i), pts.collect())
-                })
-                .collect(),
+            each(reports, &offsets, |r| {
+                let samples = r.tcp_states.samples.iter();
+                samples
+                    .filter_map(|s| Some((us(s.t_ms), s.tw_total?)))
+                    .collect()
+            }),
             |a: &mut u64, b| *a += b,
         );
         let client: BTreeMap<u64, States> = client.into_iter().collect();

@@ -10,23 +10,15 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use super::capture::mono_ns;
 use super::model::tcp_state;
+use crate::observe::sockdiag;
 
-const NETLINK_SOCK_DIAG: i32 = 4;
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
-/// struct inet_diag_req_v2.
-const REQ_LEN: usize = 56;
 /// struct inet_diag_msg up to and including idiag_expires.
 const MSG_LEN: usize = 56;
 /// Every state but LISTEN (bit 10): the listener is not part of a connection.
@@ -57,17 +49,7 @@ impl Diag {
     /// For the sockets of `target`'s port, of its family; with `dual_stack`, of IPv6 too for
     /// an IPv4 target (a dual-stack server's sockets are IPv6 with mapped addresses).
     pub fn open(target: SocketAddr, dual_stack: bool) -> io::Result<Diag> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = sockdiag::open_netlink()?;
         let families = if target.is_ipv4() && dual_stack {
             vec![libc::AF_INET as u8, libc::AF_INET6 as u8]
         } else if target.is_ipv4() {
@@ -76,8 +58,7 @@ impl Diag {
             vec![libc::AF_INET6 as u8]
         };
         Ok(Diag {
-            // SAFETY: socket returned a new descriptor that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             families,
             port: target.port(),
             buf: vec![0; 64 * 1024],
@@ -110,41 +91,12 @@ impl Diag {
     }
 
     fn dump(&mut self, family: u8, local: bool, out: &mut Vec<DiagSocket>) -> io::Result<()> {
-        let fd = self.fd.as_raw_fd();
         self.seq = self.seq.wrapping_add(1);
-        let req = request(family, self.port, local, self.seq);
-        // SAFETY: a valid fd and a buffer of the given length.
-        if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        loop {
-            // SAFETY: a valid fd and a writable buffer of the given length.
-            let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if parse_replies(&self.buf[..n as usize], self.seq, out)? {
-                return Ok(());
-            }
-        }
+        let req = sockdiag::dump_request(family, STATES, self.port, local, self.seq);
+        sockdiag::dump(&self.fd, &mut self.buf, &req, self.seq, |body| {
+            out.extend(socket(body))
+        })
     }
-}
-
-/// A dump request for TCP sockets of `family` with local (`local`) or remote port `port`.
-fn request(family: u8, port: u16, local: bool, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(NLMSG_HDRLEN + REQ_LEN);
-    m.extend_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    m.extend_from_slice(&STATES.to_ne_bytes());
-    let (sport, dport) = if local { (port, 0) } else { (0, port) };
-    m.extend_from_slice(&sport.to_be_bytes());
-    m.extend_from_slice(&dport.to_be_bytes());
-    m.resize(NLMSG_HDRLEN + REQ_LEN, 0); // addresses, interface, cookie: any
-    m
 }
 
 /// The address of an inet_diag_sockid field: 4 bytes for IPv4, 16 for IPv6.
@@ -170,34 +122,6 @@ fn socket(body: &[u8]) -> Option<DiagSocket> {
         state: body[1],
         expires_ms: u32::from_ne_bytes(body[52..56].try_into().expect("4 bytes")),
     })
-}
-
-/// Adds the sockets of one datagram of replies to `out`; true once the dump is done.
-fn parse_replies(mut data: &[u8], seq: u32, out: &mut Vec<DiagSocket>) -> io::Result<bool> {
-    while data.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes(data[0..4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(data[4..6].try_into().unwrap());
-        let msg_seq = u32::from_ne_bytes(data[8..12].try_into().unwrap());
-        if len < NLMSG_HDRLEN || len > data.len() {
-            return Err(io::Error::other("malformed netlink reply"));
-        }
-        let body = &data[NLMSG_HDRLEN..len];
-        if msg_seq == seq {
-            match kind {
-                NLMSG_DONE => return Ok(true),
-                NLMSG_ERROR => {
-                    let errno = body
-                        .get(0..4)
-                        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap()));
-                    return Err(io::Error::from_raw_os_error(-errno));
-                }
-                SOCK_DIAG_BY_FAMILY => out.extend(socket(body)),
-                _ => {}
-            }
-        }
-        data = &data[((len + 3) & !3).min(data.len())..];
-    }
-    Ok(false)
 }
 
 /// A state a poll saw, or the disappearance of a socket (`state` CLOSE).
@@ -283,16 +207,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_has_the_kernel_layout() {
-        let r = request(libc::AF_INET6 as u8, 8888, false, 7);
-        assert_eq!(r.len(), 72);
-        assert_eq!(r[16], libc::AF_INET6 as u8);
+    fn listeners_are_not_asked_for() {
+        assert_eq!(STATES & (1 << 10), 0, "no LISTEN");
         assert_eq!(
-            u32::from_ne_bytes(r[20..24].try_into().unwrap()) & (1 << 10),
-            0,
-            "no LISTEN"
+            STATES & (1 << tcp_state::TIME_WAIT),
+            1 << tcp_state::TIME_WAIT
         );
-        assert_eq!(&r[24..28], &[0, 0, 0x22, 0xb8], "sport any, dport 8888");
     }
 
     #[test]
