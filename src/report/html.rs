@@ -325,6 +325,18 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
+impl Line {
+    /// A solid line in series `i`'s colour.
+    fn solid(label: &str, i: usize, points: Vec<(f64, f64)>) -> Line {
+        Line {
+            label: label.to_string(),
+            colour: colour(i),
+            dashed: false,
+            points,
+        }
+    }
+}
+
 struct Chart {
     x: Axis,
     y: Axis,
@@ -419,12 +431,7 @@ fn latency_chart(series: &[Series<'_>], pick: Pick) -> Chart {
                 (x, h.value_at_quantile(q) as f64 / 1000.0)
             })
             .collect();
-        lines.push(Line {
-            label: s.label.to_string(),
-            colour: colour(i),
-            dashed: false,
-            points,
-        });
+        lines.push(Line::solid(s.label, i, points));
     }
     let x = nines_axis(if x_hi > 0.0 { x_hi } else { 1.0 });
     Chart::fit(x, true, "µs", false, lines)
@@ -471,9 +478,7 @@ fn time_wait_chart(series: &[Series<'_>]) -> Chart {
             });
         }
     }
-    lines.retain(|l| l.points.iter().any(|(x, y)| x.is_finite() && y.is_finite()));
-    let x = time_axis(&lines);
-    Chart::fit(x, false, "TIME_WAIT sockets", true, lines)
+    time_chart(lines, "TIME_WAIT sockets", true)
 }
 
 fn rate_chart(series: &[Series<'_>]) -> Chart {
@@ -491,16 +496,16 @@ fn rate_chart(series: &[Series<'_>]) -> Chart {
                 })
             })
             .collect();
-        lines.push(Line {
-            label: s.label.to_string(),
-            colour: colour(i),
-            dashed: false,
-            points,
-        });
+        lines.push(Line::solid(s.label, i, points));
     }
+    time_chart(lines, "conn/s", false)
+}
+
+/// A chart over seconds, from the lines that have a point to draw.
+fn time_chart(mut lines: Vec<Line>, y_desc: &'static str, integer_y: bool) -> Chart {
     lines.retain(|l| l.points.iter().any(|(x, y)| x.is_finite() && y.is_finite()));
     let x = time_axis(&lines);
-    Chart::fit(x, false, "conn/s", false, lines)
+    Chart::fit(x, false, y_desc, integer_y, lines)
 }
 
 /// A linear f64 axis with the ticks of an [`Axis`]. (plotters' own `with_key_points` keeps
