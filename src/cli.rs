@@ -69,7 +69,7 @@ pub struct TraceArgs {
     pub requests: u32,
 
     /// Connections, one after another (a few: their initial sequence numbers are compared).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub conns: u32,
 
     /// Watch each TIME_WAIT socket until it is gone (up to about a minute) instead of
@@ -166,7 +166,7 @@ pub struct MatrixArgs {
     pub allow_remote: bool,
 
     /// Run each scenario N times and report them merged, with their spread.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
 
     /// How to print the table.
@@ -242,7 +242,7 @@ pub struct CompareArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RebindArgs {
     /// Connections served (server closing first) before each restart.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub conns: u32,
 
     /// Write the table as JSON (atomically).
@@ -402,7 +402,7 @@ pub struct RunArgs {
     /// Run the whole measurement N times (each against a fresh embedded server) and report
     /// them merged, with each run's figures and their median and range: what `compare`
     /// needs to tell a change from noise.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
 
     #[command(flatten)]

@@ -37,9 +37,6 @@ fn main() -> ExitCode {
 
 fn run(args: &tcpbench::cli::RunArgs) -> anyhow::Result<u8> {
     let cfg = RunConfig::from_args(args)?;
-    if args.repeat == 0 {
-        return Err(UsageError("--repeat must be at least 1".into()).into());
-    }
     let report = tcpbench::run_repeated(&cfg, args.repeat, args.out.quiet, |i, r| {
         if args.repeat > 1 {
             eprintln!(
@@ -111,11 +108,6 @@ fn serve(args: &tcpbench::cli::ServeArgs) -> anyhow::Result<u8> {
 }
 
 fn rebind(args: &tcpbench::cli::RebindArgs) -> anyhow::Result<u8> {
-    if args.conns == 0 {
-        return Err(
-            UsageError("--conns must be at least 1: TIME_WAIT needs a connection".into()).into(),
-        );
-    }
     let attempts = tcpbench::rebind::check(args.conns)?;
     print!("{}", tcpbench::rebind::render(&attempts));
     if let Some(path) = &args.json {
@@ -128,14 +120,7 @@ fn rebind(args: &tcpbench::cli::RebindArgs) -> anyhow::Result<u8> {
 fn compare(args: &tcpbench::cli::CompareArgs) -> anyhow::Result<u8> {
     use tcpbench::cli::Format;
     use tcpbench::compare as cmp;
-    let read = |p: &std::path::Path| {
-        report::json::read(p).map_err(|e| {
-            UsageError(format!(
-                "{e:#}; give a report written by `tcpbench run --json`"
-            ))
-        })
-    };
-    let (base, cand) = (read(&args.baseline)?, read(&args.candidate)?);
+    let (base, cand) = (read_report(&args.baseline)?, read_report(&args.candidate)?);
     let (bn, cn) = (
         args.baseline.display().to_string(),
         args.candidate.display().to_string(),
@@ -171,42 +156,15 @@ fn compare(args: &tcpbench::cli::CompareArgs) -> anyhow::Result<u8> {
 
 fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
     use tcpbench::cli::Format;
-    use tcpbench::matrix::{self, Matrix, Outcome};
-    if args.repeat == 0 {
-        return Err(UsageError("--repeat must be at least 1".into()).into());
-    }
+    use tcpbench::matrix;
     let common = matrix::Common {
         isolate: args.isolate,
         target: args.target.clone(),
         allow_remote: args.allow_remote,
     };
     let scenarios = matrix::load(&args.file, &common)?;
-    let mut m = Matrix {
-        schema: matrix::SCHEMA.into(),
-        file: args.file.display().to_string(),
-        scenarios: Vec::new(),
-    };
-    let n = scenarios.len();
-    let mut interrupted = false;
-    for (i, s) in scenarios.into_iter().enumerate() {
-        eprintln!(
-            "tcpbench matrix: [{}/{n}] {}: tcpbench run {}",
-            i + 1,
-            s.name,
-            s.args.join(" ")
-        );
-        let report = tcpbench::run_repeated(&s.config, args.repeat, args.out.quiet, |_, _| {})?;
-        interrupted = report.interrupted;
-        m.scenarios.push(Outcome {
-            name: s.name,
-            args: s.args,
-            report,
-        });
-        if interrupted {
-            eprintln!("tcpbench matrix: interrupted; reporting the scenarios run so far");
-            break;
-        }
-    }
+    let m = matrix::run(&args.file, scenarios, args.repeat, args.out.quiet)?;
+    let interrupted = m.scenarios.last().is_some_and(|s| s.report.interrupted);
     match args.format {
         Format::Text => print!("{}", matrix::render_text(&m)),
         Format::Markdown => print!("{}", matrix::render_markdown(&m)),
@@ -242,40 +200,20 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
 
 fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
     use tcpbench::cli::Format;
-    let mut reports = Vec::with_capacity(args.reports.len());
-    for path in &args.reports {
-        let r = report::json::read(path).map_err(|e| {
-            UsageError(format!(
-                "{e:#}; give reports written by `tcpbench run --json` or `tcpbench merge -o`"
-            ))
-        })?;
-        reports.push(r);
-    }
+    let reports = args
+        .reports
+        .iter()
+        .map(|p| read_report(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = args
         .reports
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    if !args.force {
-        if let Some(why) = report::merge::agents_problem(&names, &reports) {
-            return Err(UsageError(format!("{why}; or add --force")).into());
-        }
-        for (name, r) in names.iter().zip(&reports).skip(1) {
-            // Thread counts follow each machine's CPUs: agents may differ there.
-            let changes: Vec<String> = reports[0]
-                .config_changes(r)
-                .into_iter()
-                .filter(|c| !c.starts_with("threads:") && !c.starts_with("pin:"))
-                .collect();
-            if !changes.is_empty() {
-                return Err(UsageError(format!(
-                    "{name} was made with another configuration than {} ({}); merge the agents of one run, or add --force",
-                    names[0],
-                    changes.join(", ")
-                ))
-                .into());
-            }
-        }
+    if !args.force
+        && let Some(why) = report::merge::agents_problem(&names, &reports)
+    {
+        return Err(UsageError(format!("{why}; or add --force")).into());
     }
     let merged = report::Report::merge_agents(&reports);
     match args.format {
@@ -301,9 +239,6 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
 
 fn trace(args: &tcpbench::cli::TraceArgs) -> anyhow::Result<u8> {
     use tcpbench::trace;
-    if args.conns == 0 {
-        return Err(UsageError("--conns must be at least 1".into()).into());
-    }
     let cfg = tcpbench::cli::run_config(&args.run_flags())?;
     if args.isolate {
         tcpbench::observe::netns::enter_fresh().map_err(|e| {
@@ -356,6 +291,15 @@ fn html_page(title: &str, r: &report::Report, ladder: Option<&str>) -> String {
             report: r,
         }],
     )
+}
+
+/// A report file for compare and merge: any problem with it is bad input (exit 2).
+fn read_report(path: &std::path::Path) -> Result<report::Report, UsageError> {
+    report::json::read(path).map_err(|e| {
+        UsageError(format!(
+            "{e:#}; give a report written by `tcpbench run --json` or `tcpbench merge -o`"
+        ))
+    })
 }
 
 /// Writes a rendered report atomically.

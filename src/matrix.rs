@@ -295,6 +295,42 @@ pub struct Matrix {
     pub scenarios: Vec<Outcome>,
 }
 
+/// Runs `scenarios` of `file` one after another, each `repeat` times; an interrupted
+/// scenario ends the matrix with the scenarios run so far.
+pub fn run(
+    file: &Path,
+    scenarios: Vec<Scenario>,
+    repeat: u32,
+    quiet: bool,
+) -> anyhow::Result<Matrix> {
+    let mut m = Matrix {
+        schema: SCHEMA.into(),
+        file: file.display().to_string(),
+        scenarios: Vec::new(),
+    };
+    let n = scenarios.len();
+    for (i, s) in scenarios.into_iter().enumerate() {
+        eprintln!(
+            "tcpbench matrix: [{}/{n}] {}: tcpbench run {}",
+            i + 1,
+            s.name,
+            s.args.join(" ")
+        );
+        let report = crate::run_repeated(&s.config, repeat, quiet, |_, _| {})?;
+        let interrupted = report.interrupted;
+        m.scenarios.push(Outcome {
+            name: s.name,
+            args: s.args,
+            report,
+        });
+        if interrupted {
+            eprintln!("tcpbench matrix: interrupted; reporting the scenarios run so far");
+            break;
+        }
+    }
+    Ok(m)
+}
+
 /// Figures as rows, scenarios as columns.
 pub fn table(m: &Matrix) -> Table {
     let figs: Vec<BTreeMap<String, f64>> = m

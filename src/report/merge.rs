@@ -27,8 +27,8 @@ fn merged(stats: &[&PhaseStats]) -> PhaseStats {
 
 /// Why `reports` (named by `names`) are not the agents of one run side by side, if they are
 /// not: an unreadable start time, a `--repeat` report (its runs were one after another), an
-/// agent given twice, agents of different splits, or an agent missing. Configuration
-/// differences are checked apart (`Report::config_changes`).
+/// agent given twice, agents of different splits, an agent missing, or another configuration
+/// than the first report's (thread counts may differ: they follow each machine's CPUs).
 pub fn agents_problem(names: &[String], reports: &[Report]) -> Option<String> {
     let mut seen: Vec<(String, Option<u32>, String, &str)> = Vec::new();
     let mut split: Option<(u32, &str)> = None;
@@ -86,6 +86,16 @@ pub fn agents_problem(names: &[String], reports: &[Report]) -> Option<String> {
                 ));
             }
             seen.push((id, index, started, name));
+        }
+    }
+    for (name, r) in names.iter().zip(reports).skip(1) {
+        let changes = reports[0].config_changes_but(r, &["threads", "pin"]);
+        if !changes.is_empty() {
+            return Some(format!(
+                "{name} was made with another configuration than {} ({}); merge the agents of one run",
+                names[0],
+                changes.join(", ")
+            ));
         }
     }
     if let Some((n, _)) = split {
@@ -493,7 +503,17 @@ mod tests {
         bad.started_at = "yesterday".into();
         assert!(says(&[a0.clone(), bad]).contains("y: started_at 'yesterday'"));
         let repeated = Report::merge_runs(&[a1.clone(), a1]);
-        assert!(says(&[a0, repeated]).contains("--repeat"));
+        assert!(says(&[a0.clone(), repeated]).contains("--repeat"));
+        let mut rst = agent(1, 2, t);
+        rst.config.socket.close = crate::config::CloseMode::Rst;
+        assert!(says(&[a0.clone(), rst]).contains("socket.close"));
+        let mut bigger = agent(1, 2, t);
+        bigger.config.threads = 16;
+        assert_eq!(
+            agents_problem(&names, &[a0, bigger]),
+            None,
+            "threads follow the CPUs"
+        );
     }
 
     #[test]

@@ -357,8 +357,24 @@ impl Report {
 
     /// The configuration keys (dotted JSON paths) whose values differ from `other`'s.
     pub fn config_changes(&self, other: &Report) -> Vec<String> {
+        self.config_changes_but(other, &[])
+    }
+
+    /// The same, leaving out the top-level keys `ignored`.
+    pub(crate) fn config_changes_but(&self, other: &Report, ignored: &[&str]) -> Vec<String> {
+        let without = |mut v: serde_json::Value| {
+            if let Some(obj) = v.as_object_mut() {
+                obj.retain(|k, _| !ignored.contains(&k.as_str()));
+            }
+            v
+        };
         let mut out = Vec::new();
-        diff("", &self.run_config(), &other.run_config(), &mut out);
+        diff(
+            "",
+            &without(self.run_config()),
+            &without(other.run_config()),
+            &mut out,
+        );
         out
     }
 
