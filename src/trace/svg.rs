@@ -62,7 +62,7 @@ pub fn render_svg(t: &Trace) -> String {
         return format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"40\"><text x=\"10\" \
              y=\"25\">cannot draw the trace: {}</text></svg>",
-            crate::report::html::escape(&e.to_string())
+            crate::report::table::escape(&e.to_string())
         );
     }
     svg

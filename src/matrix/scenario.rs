@@ -1,26 +1,15 @@
-//! `tcpbench matrix SCENARIOS.toml`: named scenarios run one after another, compared in one
-//! table with the scenarios as columns.
-//!
-//! A scenario is a set of `tcpbench run` flags written as TOML keys without their dashes
-//! (`close = "rst"`, `server-backlog = 5`, `reuseaddr = true`, `sysctl = { "net.ipv4.tcp_tw_reuse" = "0" }`),
-//! on top of the file's `[defaults]`. Each scenario is parsed by the same code as the command
-//! line, so every flag works and every error is the flag's own, placed at its file and line.
+//! A scenario file: TOML scenarios over `[defaults]`, each turned into `tcpbench run` flags and
+//! parsed by the same clap and [`RunConfig`] code as the command line; errors name file:line.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use clap::CommandFactory;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::Cli;
 use crate::config::{RunConfig, UsageError};
-use crate::report::Report;
-use crate::report::figures;
-use crate::report::table::{Table, number};
-
-/// The schema of `matrix --json`.
-pub const SCHEMA: &str = "tcpbench.matrix.v1";
 
 /// Keys a scenario may not set: they belong to the matrix command or its outputs.
 const MATRIX_KEYS: [&str; 8] = [
@@ -262,161 +251,6 @@ fn to_flags(
     }
 }
 
-/// The figures the matrix table shows first, in order; counters that moved follow.
-const ROWS: [&str; 13] = [
-    "rate_cps",
-    "connect.p50",
-    "connect.p99",
-    "echo.p50",
-    "echo.p99",
-    "close.p50",
-    "close.p99",
-    "total.p50",
-    "total.p99",
-    "errors",
-    "time_wait.peak_client",
-    "time_wait.peak_server",
-    "cpu.us_per_conn",
-];
-
-/// One scenario's outcome.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Outcome {
-    pub name: String,
-    pub args: Vec<String>,
-    pub report: Report,
-}
-
-/// The whole matrix, as `--json` writes it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Matrix {
-    pub schema: String,
-    pub file: String,
-    pub scenarios: Vec<Outcome>,
-}
-
-/// Runs `scenarios` of `file` one after another, each `repeat` times; an interrupted
-/// scenario ends the matrix with the scenarios run so far.
-pub fn run(
-    file: &Path,
-    scenarios: Vec<Scenario>,
-    repeat: u32,
-    quiet: bool,
-) -> anyhow::Result<Matrix> {
-    let mut m = Matrix {
-        schema: SCHEMA.into(),
-        file: file.display().to_string(),
-        scenarios: Vec::new(),
-    };
-    let n = scenarios.len();
-    for (i, s) in scenarios.into_iter().enumerate() {
-        eprintln!(
-            "tcpbench matrix: [{}/{n}] {}: tcpbench run {}",
-            i + 1,
-            s.name,
-            s.args.join(" ")
-        );
-        let report = crate::run_repeated(&s.config, repeat, quiet, |_, _| {})?;
-        let interrupted = report.interrupted;
-        m.scenarios.push(Outcome {
-            name: s.name,
-            args: s.args,
-            report,
-        });
-        if interrupted {
-            eprintln!("tcpbench matrix: interrupted; reporting the scenarios run so far");
-            break;
-        }
-    }
-    Ok(m)
-}
-
-/// Figures as rows, scenarios as columns.
-pub fn table(m: &Matrix) -> Table {
-    let figs: Vec<BTreeMap<String, f64>> = m
-        .scenarios
-        .iter()
-        .map(|s| figures::of(&s.report).into_iter().collect())
-        .collect();
-    let mut names: Vec<String> = ROWS.iter().map(|s| s.to_string()).collect();
-    let mut counters: Vec<&String> = figs
-        .iter()
-        .flat_map(|f| f.keys())
-        .filter(|k| k.starts_with("counters."))
-        .collect();
-    counters.sort();
-    counters.dedup();
-    names.extend(counters.into_iter().cloned());
-    let mut t = Table::new(
-        std::iter::once("figure".to_string()).chain(m.scenarios.iter().map(|s| s.name.clone())),
-    );
-    for n in names {
-        let label = match n.as_str() {
-            "rate_cps" => "rate (conn/s)".to_string(),
-            "errors" => "failed".to_string(),
-            "cpu.us_per_conn" => "cpu µs/conn".to_string(),
-            n if figures::better(n) == figures::Better::Lower => format!("{n} (µs)"),
-            n => n.to_string(),
-        };
-        // A counter that did not move is 0; a phase without samples has no figure.
-        let missing = if n.starts_with("counters.") { "0" } else { "-" };
-        t.row(std::iter::once(label).chain(figs.iter().map(|f| {
-            f.get(&n)
-                .map(|v| number(*v))
-                .unwrap_or_else(|| missing.into())
-        })));
-    }
-    t
-}
-
-/// The scenarios' flags, one line each.
-fn legend(m: &Matrix) -> Vec<String> {
-    m.scenarios
-        .iter()
-        .map(|s| format!("{}: tcpbench run {}", s.name, s.args.join(" ")))
-        .collect()
-}
-
-pub fn render_text(m: &Matrix) -> String {
-    let mut out = format!("tcpbench matrix {}\n", m.file);
-    for l in legend(m) {
-        out.push_str(&format!("  {l}\n"));
-    }
-    out.push('\n');
-    out.push_str(&table(m).to_text());
-    for s in &m.scenarios {
-        for w in &s.report.warnings {
-            out.push_str(&format!("warning ({}): {w}\n", s.name));
-        }
-    }
-    out
-}
-
-pub fn render_markdown(m: &Matrix) -> String {
-    let mut out = format!("### tcpbench matrix `{}`\n\n", m.file);
-    for l in legend(m) {
-        out.push_str(&format!("- `{l}`\n"));
-    }
-    out.push('\n');
-    out.push_str(&table(m).to_markdown());
-    out
-}
-
-pub fn render_json(m: &Matrix) -> String {
-    serde_json::to_string_pretty(m).expect("a matrix serializes")
-}
-
-pub fn render_html_table(m: &Matrix) -> String {
-    use crate::report::table::escape;
-    let mut out = String::from("<ul>\n");
-    for l in legend(m) {
-        out.push_str(&format!("<li><code>{}</code></li>\n", escape(&l)));
-    }
-    out.push_str("</ul>\n");
-    out.push_str(&table(m).to_html());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,32 +380,5 @@ bind = ["127.0.0.2", "127.0.0.3"]
             n += 1;
         }
         assert!(n >= 4);
-    }
-
-    #[test]
-    fn the_table_has_a_column_per_scenario() {
-        let r = crate::report::fixture::report();
-        let m = Matrix {
-            schema: SCHEMA.into(),
-            file: "s.toml".into(),
-            scenarios: vec![
-                Outcome {
-                    name: "a".into(),
-                    args: vec![],
-                    report: r.clone(),
-                },
-                Outcome {
-                    name: "b".into(),
-                    args: vec!["--close".into(), "rst".into()],
-                    report: r,
-                },
-            ],
-        };
-        let t = table(&m);
-        assert_eq!(t.headers, ["figure", "a", "b"]);
-        assert_eq!(t.rows[0][0], "rate (conn/s)");
-        let text = render_text(&m);
-        assert!(text.contains("b: tcpbench run --close rst"), "{text}");
-        assert!(render_markdown(&m).contains("| figure | a | b |"));
     }
 }
