@@ -147,7 +147,7 @@ pub struct MergeArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct MatrixArgs {
-    /// The scenarios: [defaults] and [[scenario]] tables whose keys are `tcpbench run` flags
+    /// The scenarios: `[defaults]` and `[[scenario]]` tables whose keys are `tcpbench run` flags
     /// without their dashes (see reports/scenarios/).
     #[arg(value_name = "SCENARIOS.toml")]
     pub file: PathBuf,

@@ -10,6 +10,7 @@
 use std::io;
 
 /// The CPUs this thread may run on, in order.
+#[cfg(target_os = "linux")]
 pub fn allowed() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is valid, and the kernel fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -24,6 +25,12 @@ pub fn allowed() -> Vec<usize> {
         .collect()
 }
 
+/// Elsewhere: every CPU the standard library counts.
+#[cfg(not(target_os = "linux"))]
+pub fn allowed() -> Vec<usize> {
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
 /// How many CPUs this process may use.
 pub fn count() -> usize {
     allowed().len().max(1)
@@ -36,6 +43,7 @@ pub fn for_index(index: usize) -> usize {
 }
 
 /// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -47,6 +55,15 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Elsewhere threads are not pinned (the run's config line says so).
+#[cfg(not(target_os = "linux"))]
+pub fn pin_current_thread(_cpu: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "thread pinning is Linux-only",
+    ))
 }
 
 /// Whether `workers` listeners indexed by CPU number cover the allowed CPUs exactly

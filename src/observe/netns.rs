@@ -3,11 +3,14 @@
 
 use std::io;
 
+#[cfg(target_os = "linux")]
 const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+#[cfg(target_os = "linux")]
 const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
 
 /// Moves the calling thread, and every thread it starts afterwards, into a new network
 /// namespace and brings its loopback up. Needs CAP_SYS_ADMIN (root).
+#[cfg(target_os = "linux")]
 pub fn enter_fresh() -> io::Result<()> {
     // SAFETY: unshare(2) with a flag; it affects only the calling thread's namespaces.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -17,6 +20,7 @@ pub fn enter_fresh() -> io::Result<()> {
 }
 
 /// ifconfig lo up, through the SIOC[GS]IFFLAGS ioctls on a throwaway socket.
+#[cfg(target_os = "linux")]
 fn loopback_up() -> io::Result<()> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
     // struct ifreq: the name, then a union whose first member here is the flags (short).
@@ -34,6 +38,15 @@ fn loopback_up() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Network namespaces are Linux's: elsewhere `--isolate` is refused with this error.
+#[cfg(not(target_os = "linux"))]
+pub fn enter_fresh() -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "network namespaces are Linux-only",
+    ))
 }
 
 /// Writes a sysctl of the current network namespace, e.g. `net.ipv4.tcp_tw_reuse`.

@@ -129,6 +129,7 @@ impl Counter {
 }
 
 /// A NETLINK_SOCK_DIAG socket.
+#[cfg(target_os = "linux")]
 pub(crate) fn open_netlink() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2).
     let fd = unsafe {
@@ -143,6 +144,15 @@ pub(crate) fn open_netlink() -> io::Result<OwnedFd> {
     }
     // SAFETY: socket returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// sock_diag is Linux's: elsewhere the sampler falls back to /proc, which says why it fails.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn open_netlink() -> io::Result<OwnedFd> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "sock_diag is Linux-only",
+    ))
 }
 
 /// Every TCP state, as the bit mask of an inet_diag request.

@@ -77,7 +77,7 @@ figure.chart svg { display: block; max-width: 100%; height: auto; }
 /// Picks a phase's latency from a report.
 pub(super) type Pick = fn(&Report) -> &PhaseStats;
 
-/// A whole HTML document: `title` as <title> and <h1>, then `table_html` (a ready-made HTML
+/// A whole HTML document: `title` as `<title>` and `<h1>`, then `table_html` (a ready-made HTML
 /// fragment, inserted as is — the caller renders the comparison/summary table), then the charts,
 /// every series overlaid in each chart, each series its own colour (and a legend).
 pub fn render(title: &str, table_html: &str, series: &[Series<'_>]) -> String {
