@@ -50,6 +50,9 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     if cfg.isolate {
         isolate(cfg)?;
     }
+    // The machine's own loopback cycle, before any load: what compare checks two reports'
+    // machines by.
+    let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();
     let hints = port_hints(cfg);
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");
@@ -119,7 +122,11 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
             aborted: ctl.aborted().map(str::to_string),
             target_addr,
             server: server_totals,
-            environment: Environment::snapshot(),
+            environment: Environment {
+                isolated: cfg.isolate,
+                calibration,
+                ..Environment::snapshot()
+            },
             kernel,
             cpu,
             tcp_states,

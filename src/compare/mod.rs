@@ -5,6 +5,7 @@
 //! spread is noise: neither a verdict of better or worse, nor a failed threshold.
 
 mod render;
+pub mod stats;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub struct Row {
     pub ratio: Option<f64>,
     /// The change the runs' spread allows (largest range of either side), 0 without repeats.
     pub noise: f64,
+    /// With runs on both sides (`--repeat`, `tcpbench ab`): the change with its confidence
+    /// interval and the Mann-Whitney p-value; the verdict and relative thresholds follow it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<stats::Interval>,
     pub verdict: Verdict,
 }
 
@@ -66,8 +71,11 @@ pub struct Checked {
     pub threshold: String,
     pub baseline: f64,
     pub candidate: f64,
-    /// "holds", "fails", or "noise" (met, but inside the runs' spread).
+    /// "holds", "fails", or "noise" (met, but inside the runs' spread or the interval).
     pub outcome: &'static str,
+    /// The change's interval a relative threshold was judged on, where there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<stats::Interval>,
 }
 
 /// The whole comparison.
@@ -81,6 +89,33 @@ pub struct Comparison {
     pub thresholds: Vec<Checked>,
     /// Configuration keys that differ (allowed with --allow-config-change).
     pub config_changes: Vec<String>,
+    /// The reports' machine calibrations differ by more than [`MACHINE_NOISE`]: said first
+    /// in every format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machines: Option<String>,
+    /// The candidate's rates and latencies were scaled by the calibrations' ratio
+    /// (`--normalize`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalized_by: Option<f64>,
+}
+
+/// Calibrations within this share of each other are one machine's noise.
+pub const MACHINE_NOISE: f64 = 0.10;
+
+/// What compare does beyond the figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Compare reports of different configurations (`--allow-config-change`).
+    pub allow_config_change: bool,
+    /// Scale the candidate by the machines' calibration ratio (`--normalize`).
+    pub normalize: bool,
+}
+
+/// The calibration ratio candidate / baseline, where both reports have one.
+fn calibration_ratio(base: &Report, cand: &Report) -> Option<(f64, f64, f64)> {
+    let b = base.environment.calibration.as_ref()?.cycles_per_s;
+    let c = cand.environment.calibration.as_ref()?.cycles_per_s;
+    (b > 0.0 && c > 0.0).then_some((b, c, c / b))
 }
 
 impl Comparison {
@@ -101,6 +136,8 @@ struct Side {
     /// judges, so one bad run of three is not hidden by the median.
     worst: BTreeMap<String, f64>,
     runs: usize,
+    /// Each run's figures (one map per run), with `--repeat`.
+    each: Vec<BTreeMap<String, f64>>,
 }
 
 impl Side {
@@ -125,6 +162,7 @@ impl Side {
                     })
                     .collect(),
                 runs: rep.runs.len(),
+                each: rep.runs.clone(),
             },
             None => {
                 let value: BTreeMap<String, f64> = figures::of(r).into_iter().collect();
@@ -133,19 +171,60 @@ impl Side {
                     value,
                     range: BTreeMap::new(),
                     runs: 1,
+                    each: Vec::new(),
                 }
             }
         }
     }
 }
 
+impl Side {
+    /// Brings a side measured on a machine `ratio` times as fast as the other's onto that
+    /// machine: rates divided by the ratio, latencies and CPU per connection multiplied.
+    fn scale_to_machine(&mut self, ratio: f64) {
+        let factor = |figure: &str| match figures::better(figure) {
+            Better::Higher => Some(1.0 / ratio),
+            Better::Lower if figure.contains('.') && !figure.starts_with("time_wait") => {
+                Some(ratio)
+            }
+            _ => None,
+        };
+        let scale = |m: &mut BTreeMap<String, f64>| {
+            for (k, v) in m.iter_mut() {
+                if let Some(f) = factor(k) {
+                    *v *= f;
+                }
+            }
+        };
+        scale(&mut self.value);
+        scale(&mut self.range);
+        scale(&mut self.worst);
+        self.each.iter_mut().for_each(scale);
+    }
+}
+
 /// Compares `cand` with `base` (named by their paths) under `thresholds`.
 pub fn compare(
-    (base_name, base): (&str, &Report),
-    (cand_name, cand): (&str, &Report),
+    base: (&str, &Report),
+    cand: (&str, &Report),
     thresholds: &[Threshold],
     allow_config_change: bool,
 ) -> Result<Comparison, UsageError> {
+    let opts = Options {
+        allow_config_change,
+        ..Options::default()
+    };
+    compare_with(base, cand, thresholds, opts)
+}
+
+/// [`compare`] with every option.
+pub fn compare_with(
+    (base_name, base): (&str, &Report),
+    (cand_name, cand): (&str, &Report),
+    thresholds: &[Threshold],
+    opts: Options,
+) -> Result<Comparison, UsageError> {
+    let allow_config_change = opts.allow_config_change;
     let config_changes = base.config_changes(cand);
     if !config_changes.is_empty() && !allow_config_change {
         return Err(UsageError(format!(
@@ -167,7 +246,23 @@ pub fn compare(
             )));
         }
     }
-    let (b, c) = (Side::of(base), Side::of(cand));
+    let (b, mut c) = (Side::of(base), Side::of(cand));
+    let calibration = calibration_ratio(base, cand);
+    let machines = calibration
+        .filter(|(_, _, ratio)| (ratio - 1.0).abs() > MACHINE_NOISE)
+        .map(|(bc, cc, ratio)| {
+            format!(
+                "the machines differ: calibration {bc:.0}/s vs {cc:.0}/s ({:.2}x); figures are not comparable; use `tcpbench ab`",
+                ratio.max(1.0 / ratio)
+            )
+        });
+    let normalized_by = match calibration {
+        Some((_, _, ratio)) if opts.normalize => {
+            c.scale_to_machine(ratio);
+            Some(ratio)
+        }
+        _ => None,
+    };
     // The baseline's order, then figures only the candidate has.
     let mut names: Vec<String> = figures::of(base).into_iter().map(|(n, _)| n).collect();
     for (n, _) in figures::of(cand) {
@@ -180,11 +275,27 @@ pub fn compare(
         let r = |s: &Side| s.range.get(n).copied().unwrap_or(0.0);
         r(&b).max(r(&c))
     };
-    let rows = names
+    let interval = |n: &str| {
+        let runs = |s: &Side| -> Vec<f64> {
+            s.each
+                .iter()
+                .map(|r| r.get(n).copied().unwrap_or(0.0))
+                .collect()
+        };
+        (b.each.len() >= 2 && c.each.len() >= 2)
+            .then(|| stats::interval(&runs(&b), &runs(&c), stats::CONFIDENCE))
+            .flatten()
+    };
+    let rows: Vec<Row> = names
         .iter()
         .map(|n| {
             let (bv, cv) = (value(&b, n), value(&c, n));
             let noise = noise(n);
+            let interval = interval(n);
+            let verdict = match &interval {
+                Some(i) => interval_verdict(figures::better(n), bv, cv, i),
+                None => verdict(figures::better(n), bv, cv, noise),
+            };
             Row {
                 figure: n.clone(),
                 baseline: bv,
@@ -192,7 +303,8 @@ pub fn compare(
                 delta: cv - bv,
                 ratio: (bv != 0.0).then(|| cv / bv),
                 noise,
-                verdict: verdict(figures::better(n), bv, cv, noise),
+                interval,
+                verdict,
             }
         })
         .collect();
@@ -206,7 +318,15 @@ pub fn compare(
                     c.worst.get(&t.figure).copied().unwrap_or(0.0),
                 ),
             };
-            let outcome = match t.check(bv, cv, noise(&t.figure)) {
+            let row_interval = rows
+                .iter()
+                .find(|r| r.figure == t.figure)
+                .and_then(|r| r.interval);
+            let check = match row_interval {
+                Some(i) => t.check_interval(bv, cv, &i),
+                None => t.check(bv, cv, noise(&t.figure)),
+            };
+            let outcome = match check {
                 Check::Holds => "holds",
                 Check::Fails => "fails",
                 Check::Noise => "noise",
@@ -216,6 +336,7 @@ pub fn compare(
                 baseline: bv,
                 candidate: cv,
                 outcome,
+                interval: row_interval.filter(|_| matches!(t.limit, threshold::Limit::Relative(_))),
             }
         })
         .collect();
@@ -226,6 +347,8 @@ pub fn compare(
         rows,
         thresholds,
         config_changes,
+        machines,
+        normalized_by,
     })
 }
 
@@ -238,6 +361,18 @@ fn verdict(better: Better, base: f64, cand: f64, noise: f64) -> Verdict {
         _ if delta.abs() <= band => Verdict::WithinNoise,
         Better::Lower if delta < 0.0 => Verdict::Better,
         Better::Higher if delta > 0.0 => Verdict::Better,
+        _ => Verdict::Worse,
+    }
+}
+
+/// The verdict from runs on both sides: a change whose interval holds zero is noise.
+fn interval_verdict(better: Better, base: f64, cand: f64, i: &stats::Interval) -> Verdict {
+    match better {
+        _ if base == cand && i.change_pct == 0.0 => Verdict::Same,
+        _ if !i.excludes_zero() => Verdict::WithinNoise,
+        Better::Neither => Verdict::Changed,
+        Better::Lower if i.change_pct < 0.0 => Verdict::Better,
+        Better::Higher if i.change_pct > 0.0 => Verdict::Better,
         _ => Verdict::Worse,
     }
 }
@@ -305,6 +440,91 @@ mod tests {
         assert_eq!(c.thresholds[0].outcome, "noise", "{}", render_text(&c));
         assert_eq!(c.exit_code(), 0);
         assert_eq!(c.runs, [2, 2]);
+    }
+
+    #[test]
+    fn five_runs_a_side_are_judged_on_the_interval() {
+        let base = fixture::report();
+        let noisy = [1.0, 1.04, 0.97, 1.02, 0.99];
+        let side = |shift: f64| {
+            let runs: Vec<Report> = noisy
+                .iter()
+                .map(|f| slower(base.clone(), f * shift))
+                .collect();
+            Report::merge_runs(&runs)
+        };
+        let t = vec![
+            threshold::parse("rate_cps<-20%").unwrap(),
+            threshold::parse("echo.p50>+10%").unwrap(),
+        ];
+        // The same figures in another order: no change, nothing fails.
+        let same = compare(("a", &side(1.0)), ("b", &side(1.0)), &t, false).unwrap();
+        assert_eq!(same.exit_code(), 0, "{}", render_text(&same));
+        let row = same.rows.iter().find(|r| r.figure == "rate_cps").unwrap();
+        assert!(!row.interval.unwrap().excludes_zero());
+        // 1.5x slower in every run: the interval's near end is past both limits.
+        let slow = compare(("a", &side(1.0)), ("b", &side(1.5)), &t, false).unwrap();
+        assert_eq!(slow.exit_code(), 1, "{}", render_text(&slow));
+        let i = slow.thresholds[0].interval.unwrap();
+        assert!(i.hi_pct < -20.0 && i.p < 0.01, "{i}");
+        assert!(render_text(&slow).contains("change [95% interval], p"));
+        // 12 % slower: past +10 % as an estimate, but the interval reaches back under it.
+        let near = compare(("a", &side(1.0)), ("b", &side(1.12)), &t, false).unwrap();
+        assert_eq!(
+            near.thresholds[1].outcome,
+            "noise",
+            "{}",
+            render_text(&near)
+        );
+    }
+
+    #[test]
+    fn different_machines_are_said_first_in_every_format_and_can_be_normalized() {
+        use crate::environment::Calibration;
+        let cal = |r: &mut Report, c: f64| {
+            r.environment.calibration = Some(Calibration {
+                cycles_per_s: c,
+                cycles: 1000,
+                span_ms: 150.0,
+            });
+        };
+        let (mut base, mut cand) = (fixture::report(), fixture::report());
+        cal(&mut base, 52_000.0);
+        cal(&mut cand, 21_500.0);
+        // The slower machine's run is 2.4x slower too.
+        let cand = slower(cand, 52_000.0 / 21_500.0);
+        let ts = vec![threshold::parse("rate_cps<-20%").unwrap()];
+        let c = compare(("a", &base), ("b", &cand), &ts, false).unwrap();
+        let warning = "the machines differ: calibration 52000/s vs 21500/s (2.42x)";
+        assert!(
+            c.machines.as_deref().unwrap().starts_with(warning),
+            "{:?}",
+            c.machines
+        );
+        assert!(render_text(&c).starts_with(&format!("WARNING: {warning}")));
+        assert!(render_markdown(&c).starts_with(&format!("> **WARNING: {warning}")));
+        assert!(render_json(&c).contains(warning));
+        assert!(
+            render_html_table(&c)
+                .starts_with("<p class=\"error\"><strong>WARNING: the machines differ")
+        );
+        assert_eq!(c.exit_code(), 1);
+        let opts = Options {
+            normalize: true,
+            ..Options::default()
+        };
+        let n = compare_with(("a", &base), ("b", &cand), &ts, opts).unwrap();
+        assert_eq!(n.exit_code(), 0, "{}", render_text(&n));
+        let rate = n.rows.iter().find(|r| r.figure == "rate_cps").unwrap();
+        assert!(
+            (rate.candidate / rate.baseline - 1.0).abs() < 1e-9,
+            "{rate:?}"
+        );
+        assert!(render_text(&n).contains("normalized: the candidate's rates divided"));
+        // Within the noise: no warning.
+        cal(&mut base, 21_000.0);
+        let c = compare(("a", &base), ("b", &cand), &ts, false).unwrap();
+        assert_eq!(c.machines, None);
     }
 
     #[test]

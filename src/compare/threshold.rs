@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use super::stats::Interval;
 use crate::report::figures;
 
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -83,6 +84,27 @@ impl Threshold {
             (false, _) => Check::Holds,
             (true, true) => Check::Noise,
             (true, false) => Check::Fails,
+        }
+    }
+}
+
+impl Threshold {
+    /// Checks a relative threshold against the change's confidence interval: it fails only
+    /// when even the interval's end nearest to no change is past the limit, and is noise when
+    /// the estimate is past it but the interval reaches back. An absolute threshold is
+    /// [`Threshold::check`]ed on the candidate's value.
+    pub fn check_interval(&self, base: f64, cand: f64, i: &Interval) -> Check {
+        match self.limit {
+            Limit::Absolute(_) => self.check(base, cand, 0.0),
+            Limit::Relative(pct) => {
+                if self.op.holds(i.near_end(), pct) && i.excludes_zero() {
+                    Check::Fails
+                } else if self.op.holds(i.change_pct, pct) {
+                    Check::Noise
+                } else {
+                    Check::Holds
+                }
+            }
         }
     }
 }
