@@ -40,6 +40,10 @@ pub enum Command {
     /// Merge the reports of agents that ran side by side into one: histograms added (never
     /// percentiles averaged), counts summed, time series on one wall-clock axis.
     Merge(MergeArgs),
+    /// A/B in one job: two sides (builds, or flag sets) run interleaved for N rounds, each
+    /// run a fresh child process, judged by a Mann-Whitney test with confidence intervals;
+    /// exit 1 when a threshold's whole interval is past it (for CI).
+    Ab(AbArgs),
     /// Open one connection (or a few) the way `run` does, capture its segments on lo and the
     /// states both ends pass through, and draw them as a ladder, checked against the
     /// textbook's claims (root or CAP_NET_RAW).
@@ -230,6 +234,12 @@ pub struct CompareArgs {
     #[arg(long)]
     pub allow_config_change: bool,
 
+    /// Scale the candidate's rates and latencies by the ratio of the reports' machine
+    /// calibrations (said in the output). Off by default: use `tcpbench ab` to compare on
+    /// one machine instead.
+    #[arg(long)]
+    pub normalize: bool,
+
     /// How to print the comparison.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -237,6 +247,65 @@ pub struct CompareArgs {
     /// Also write an HTML report: the tables and both runs' charts overlaid (atomically).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AbArgs {
+    /// Rounds: each runs both sides once, the order alternating (A B, B A, ...). Five or more
+    /// bound a 95% interval (four is the least).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
+
+    /// The baseline's tcpbench binary [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub baseline_bin: Option<PathBuf>,
+
+    /// The candidate's tcpbench binary [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub candidate_bin: Option<PathBuf>,
+
+    /// Run flags only the baseline adds, as one string: --baseline-args '--close client'.
+    #[arg(
+        long,
+        value_name = "FLAGS",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    pub baseline_args: String,
+
+    /// Run flags only the candidate adds: --candidate-args '--server-echo-delay 2ms'.
+    #[arg(
+        long,
+        value_name = "FLAGS",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    pub candidate_args: String,
+
+    /// Fail when FIGURE OP LIMIT holds for the whole interval of the change (as compare
+    /// --fail-if). Repeatable; each replaces the default for its figure.
+    #[arg(long, value_name = "EXPR", value_parser = crate::compare::threshold::parse)]
+    pub fail_if: Vec<crate::compare::threshold::Threshold>,
+
+    /// Apply only the --fail-if thresholds, not the default set.
+    #[arg(long)]
+    pub no_default_thresholds: bool,
+
+    /// How to print the verdict.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Also write every run of both sides and the verdict as JSON (`tcpbench.ab.v1`).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Also write an HTML report: the tables and both sides' charts overlaid.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+
+    /// The run flags both sides share, after `--`: -- --conns 20000 --close rst --isolate.
+    #[arg(last = true, value_name = "RUN FLAGS")]
+    pub common: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

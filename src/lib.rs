@@ -13,6 +13,7 @@
 //! - The merged recorder becomes a [`report::Report`]; its renderers write text, JSON and
 //!   `.hgrm` files.
 
+pub mod ab;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Matrix(args)) => matrix(&args),
         Some(Command::Merge(args)) => merge(&args),
         Some(Command::Trace(args)) => trace(&args),
+        Some(Command::Ab(args)) => ab(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -126,12 +127,11 @@ fn compare(args: &tcpbench::cli::CompareArgs) -> anyhow::Result<u8> {
         args.candidate.display().to_string(),
     );
     let thresholds = cmp::with_defaults(args.fail_if.clone(), !args.no_default_thresholds);
-    let c = cmp::compare(
-        (&bn, &base),
-        (&cn, &cand),
-        &thresholds,
-        args.allow_config_change,
-    )?;
+    let opts = cmp::Options {
+        allow_config_change: args.allow_config_change,
+        normalize: args.normalize,
+    };
+    let c = cmp::compare_with((&bn, &base), (&cn, &cand), &thresholds, opts)?;
     match args.format {
         Format::Text => print!("{}", cmp::render_text(&c)),
         Format::Markdown => print!("{}", cmp::render_markdown(&c)),
@@ -235,6 +235,82 @@ fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
     } else {
         merged.exit_code() as u8
     })
+}
+
+fn ab(args: &tcpbench::cli::AbArgs) -> anyhow::Result<u8> {
+    use tcpbench::ab;
+    use tcpbench::cli::Format;
+    use tcpbench::compare as cmp;
+    let this = std::env::current_exe()?;
+    let side = |name: &str, bin: &Option<std::path::PathBuf>, flags: &str, flag: &str| {
+        ab::split_args(flags)
+            .map(|args| ab::Side {
+                name: name.to_string(),
+                bin: bin.clone().unwrap_or_else(|| this.clone()),
+                args,
+            })
+            .map_err(|e| UsageError(format!("{flag}: {e}; quote the flags as one string")))
+    };
+    let plan = ab::Plan {
+        sides: [
+            side(
+                "baseline",
+                &args.baseline_bin,
+                &args.baseline_args,
+                "--baseline-args",
+            )?,
+            side(
+                "candidate",
+                &args.candidate_bin,
+                &args.candidate_args,
+                "--candidate-args",
+            )?,
+        ],
+        common: args.common.clone(),
+        rounds: args.rounds,
+        thresholds: cmp::with_defaults(args.fail_if.clone(), !args.no_default_thresholds),
+        options: cmp::Options::default(),
+    };
+    let result = ab::run(&plan, |i, round, r| {
+        eprintln!(
+            "tcpbench ab: round {}/{} {}: {:.0} conn/s, connect p50 {:.1} µs, {} failed",
+            round + 1,
+            plan.rounds,
+            plan.sides[i].name,
+            r.rate_cps,
+            r.latency.connect.p50_us,
+            r.totals.failed
+        );
+    })?;
+    let c = &result.comparison;
+    match args.format {
+        Format::Text => print!("{}", cmp::render_text(c)),
+        Format::Markdown => print!("{}", cmp::render_markdown(c)),
+        Format::Json => println!("{}", cmp::render_json(c)),
+    }
+    if let Some(path) = &args.json {
+        write_file(path, &serde_json::to_string_pretty(&result)?)?;
+    }
+    if let Some(path) = &args.html {
+        let merged: Vec<report::Report> = result
+            .sides
+            .iter()
+            .map(|s| report::Report::merge_runs(&s.runs))
+            .collect();
+        let series = [
+            report::html::Series {
+                label: "baseline",
+                report: &merged[0],
+            },
+            report::html::Series {
+                label: "candidate",
+                report: &merged[1],
+            },
+        ];
+        let page = report::html::render("tcpbench ab", &cmp::render_html_table(c), &series);
+        write_file(path, &page)?;
+    }
+    Ok(result.exit_code() as u8)
 }
 
 fn trace(args: &tcpbench::cli::TraceArgs) -> anyhow::Result<u8> {

@@ -292,8 +292,9 @@ pub fn compare_with(
             let (bv, cv) = (value(&b, n), value(&c, n));
             let noise = noise(n);
             let interval = interval(n);
-            let verdict = match &interval {
-                Some(i) => interval_verdict(figures::better(n), bv, cv, i),
+            // Too few runs for a bounded interval (3 + 3 at 95 %): the runs' spread decides.
+            let verdict = match interval.filter(stats::Interval::bounded) {
+                Some(i) => interval_verdict(figures::better(n), bv, cv, &i),
                 None => verdict(figures::better(n), bv, cv, noise),
             };
             Row {
@@ -322,7 +323,7 @@ pub fn compare_with(
                 .iter()
                 .find(|r| r.figure == t.figure)
                 .and_then(|r| r.interval);
-            let check = match row_interval {
+            let check = match row_interval.filter(stats::Interval::bounded) {
                 Some(i) => t.check_interval(bv, cv, &i),
                 None => t.check(bv, cv, noise(&t.figure)),
             };

@@ -7,8 +7,8 @@
 //! (Bauer 1972), and `p` the test's exact two-sided p-value. Nothing here assumes the runs are
 //! normal, and nothing is random: the same runs always give the same verdict.
 //!
-//! With too few runs for the confidence asked (4 + 4 at 95 %), the interval is unbounded and
-//! no threshold can fail on it: an alarm needs evidence.
+//! With too few runs for the confidence asked (4 + 4 at 95 %), the interval is unbounded;
+//! compare then judges by the runs' spread, as it does for a single run per side.
 
 use serde::{Deserialize, Serialize};
 
