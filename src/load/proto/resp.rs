@@ -312,8 +312,8 @@ fn number(text: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{Outcome, same_in_every_split};
     use super::super::Protocol;
+    use super::super::testing::{Outcome, same_in_every_split};
     use super::*;
 
     fn check(input: &[u8], eof: bool, want: Outcome) {
