@@ -7,6 +7,7 @@
 pub mod conn;
 pub mod control;
 pub mod error;
+pub mod proto;
 mod worker;
 
 use std::net::SocketAddr;

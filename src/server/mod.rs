@@ -5,6 +5,7 @@
 //! with SO_REUSEPORT each has its own on the same port.
 
 mod conn;
+pub mod respond;
 
 use std::cell::RefCell;
 use std::io;

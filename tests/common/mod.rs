@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::sync::{Mutex, MutexGuard};
 
 use clap::Parser;
