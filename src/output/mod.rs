@@ -1,7 +1,7 @@
 //! Every command's outputs, in one place: the formats a result can be written in
 //! ([`Export`], one impl per result type in [`exports`]), the [`Outputs`] a command builds
 //! once from its flags (every path checked before the run, by [`dest`]), and the safe
-//! writer ([`write`]) that writes them after it.
+//! writer ([`mod@write`]) that writes them after it.
 //!
 //! The rules, once: `-` is standard output for every output flag (the summary then goes to
 //! standard error); a symlink is written through to its target; anything that is not a
