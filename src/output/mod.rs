@@ -166,22 +166,17 @@ impl Outputs {
             let Some(body) = value.export(o.format) else {
                 continue;
             };
-            let result = dest::resolve(o.flag, &o.path, o.shape).map_err(std::io::Error::other);
-            stdout_taken |= matches!(result, Ok(Dest::Stdout));
-            let result = result.and_then(|d| match (&d, &body) {
-                (Dest::Folder(dir), Body::Files(files)) => write::write_files(dir, files),
-                (_, Body::Files(_)) => Err(std::io::Error::other("files need a folder")),
-                (d, Body::Text(text)) => write::write(d, text.as_bytes()),
+            // Resolved again: the path may have changed during the run.
+            let result = dest::resolve(o.flag, &o.path, o.shape).and_then(|d| {
+                stdout_taken |= d == Dest::Stdout;
+                write_body(&d, &body)
+                    .map_err(|e| format!("{} {}: cannot write: {e}", o.flag, o.path.display()))
             });
             match result {
                 Ok(()) => json_kept |= o.format == Format::Json,
-                Err(e) => {
+                Err(line) => {
                     written.failed += 1;
-                    say(&format!(
-                        "tcpbench: error: {} {}: cannot write: {e}",
-                        o.flag,
-                        o.path.display()
-                    ));
+                    say(&format!("tcpbench: error: {line}"));
                 }
             }
         }
@@ -199,6 +194,17 @@ impl Outputs {
             }
         }
         written
+    }
+}
+
+/// Writes one rendered result where it goes: a folder takes files, anything else a document.
+fn write_body(dest: &Dest, body: &Body) -> std::io::Result<()> {
+    match (dest, body) {
+        (Dest::Folder(dir), Body::Files(files)) => write::write_files(dir, files),
+        (Dest::Folder(_), Body::Text(_)) | (_, Body::Files(_)) => Err(std::io::Error::other(
+            "this format and this kind of path do not fit",
+        )),
+        (d, Body::Text(text)) => write::write(d, text.as_bytes()),
     }
 }
 
