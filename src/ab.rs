@@ -59,17 +59,6 @@ pub struct Ab {
     pub interrupted: bool,
 }
 
-impl Ab {
-    /// 0 all thresholds hold, 1 one failed, 130 interrupted.
-    pub fn exit_code(&self) -> i32 {
-        if self.interrupted {
-            130
-        } else {
-            self.comparison.exit_code()
-        }
-    }
-}
-
 /// Runs the plan: `rounds` rounds, sides alternating, then compares them. `progress` sees
 /// each run as it ends (side index, round, report).
 pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow::Result<Ab> {

@@ -181,10 +181,12 @@ pub struct MatrixArgs {
     pub out: Outputs,
 }
 
-/// The files a run or a matrix writes, each atomically (a temp file, then rename).
+/// The files a run or a matrix writes (`crate::output` checks them before the run and
+/// writes them after it). `-` is standard output for every output flag.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Outputs {
-    /// Write the full report as JSON (a matrix: every scenario's flags and report).
+    /// Write the full report as JSON (a matrix: every scenario's flags and report); - for
+    /// standard output.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 

@@ -12,9 +12,14 @@
 //!   Ctrl-C and progress on the main thread.
 //! - The merged recorder becomes a [`report::Report`]; its renderers write text, JSON and
 //!   `.hgrm` files.
+//! - [`commands`] holds one file per subcommand; each writes its result through
+//!   [`output`]: the [`output::Export`] trait (the formats each result type has) and the
+//!   [`output::Outputs`] a command builds once from its flags, which checks every path
+//!   before the run and writes them all safely after it.
 
 pub mod ab;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod config;
 pub mod cpu;
@@ -23,6 +28,7 @@ pub mod load;
 pub mod matrix;
 pub mod netio;
 pub mod observe;
+pub mod output;
 pub mod parse;
 pub mod preflight;
 pub mod rebind;
@@ -49,7 +55,7 @@ use stats::Recorder;
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     preflight::check_fd_budget(cfg)?;
     if cfg.isolate {
-        isolate(cfg)?;
+        isolate(&cfg.sysctls)?;
     }
     // The machine's own loopback cycle, before any load: what compare checks two reports'
     // machines by.
@@ -176,14 +182,14 @@ pub fn run_repeated(
     Ok(Report::merge_runs(&runs))
 }
 
-/// Moves this thread, and so the whole run, into a fresh network namespace and sets the
-/// requested sysctls there.
-fn isolate(cfg: &RunConfig) -> anyhow::Result<()> {
+/// Moves this thread, and so the whole run, into a fresh network namespace and sets
+/// `sysctls` there (`--isolate`, `--sysctl`).
+pub fn isolate(sysctls: &[(String, String)]) -> anyhow::Result<()> {
     observe::netns::enter_fresh().map_err(|e| {
         let why = if e.raw_os_error() == Some(libc::EPERM) { "it needs root (CAP_SYS_ADMIN)" } else { "the kernel refused" };
         UsageError(format!("--isolate cannot create a network namespace: {why} ({e}); run as root or drop --isolate"))
     })?;
-    for (name, value) in &cfg.sysctls {
+    for (name, value) in sysctls {
         observe::netns::set_sysctl(name, value).map_err(|e| {
             UsageError(format!(
                 "--sysctl {name}={value}: {e}; check the name and value"

@@ -2,13 +2,10 @@
 //! Values are written in milliseconds, as those plotters label them.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use super::Report;
-use super::json::write_atomic;
 use crate::stats::Metric;
 
 /// Nanoseconds per written unit (milliseconds).
@@ -61,15 +58,15 @@ pub fn render(h: &Histogram<u64>) -> String {
     out
 }
 
-/// Writes `<phase>.hgrm` for every phase into `dir` (created if missing).
-pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for m in Metric::ALL {
-        let path = dir.join(format!("{}.hgrm", m.name()));
-        write_atomic(&path, render(&report.latency.get(m).hdr.0).as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+/// One `<phase>.hgrm` file per phase: its name and its text (`--hgrm DIR` writes them).
+pub fn files(report: &Report) -> Vec<(String, String)> {
+    Metric::ALL
+        .iter()
+        .map(|m| {
+            let text = render(&report.latency.get(*m).hdr.0);
+            (format!("{}.hgrm", m.name()), text)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
-//! The report as JSON, written atomically: a temp file in the same folder, fsync, rename.
+//! The report as JSON, and read back (`compare`, `merge`); `output` writes it.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
@@ -10,12 +9,6 @@ use super::{Report, SCHEMA};
 
 pub fn render(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("a report always serializes")
-}
-
-/// Writes `report` to `path` atomically.
-pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
-    write_atomic(path, render(report).as_bytes())
-        .with_context(|| format!("cannot write the JSON report to {}", path.display()))
 }
 
 /// Reads a report written by this version's schema.
@@ -41,33 +34,6 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Report> {
         .with_context(|| format!("{origin} is not a valid {SCHEMA} report"))
 }
 
-/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("the path names no file"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +44,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let report = fixture::report();
-        write(&report, &path).unwrap();
+        fs::write(&path, render(&report)).unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         for key in [
@@ -101,11 +67,6 @@ mod tests {
         assert_eq!(v["errors"][0]["kind"], "refused");
         let back = read(&path).unwrap();
         assert_eq!(back.latency.total.hdr.0.len(), 3);
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left behind"
-        );
     }
 
     #[test]

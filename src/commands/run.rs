@@ -1,0 +1,49 @@
+//! `tcpbench [run]`: the load, then its report in every format asked for; with `--trace`,
+//! one connection made the same way is traced after the run.
+
+use crate::cli::RunArgs;
+use crate::config::RunConfig;
+use crate::output::{Format, RunOutcome};
+
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    let cfg = RunConfig::from_args(args)?;
+    let outputs = super::outputs(Format::Text, &args.out)?.folder(
+        "--hgrm",
+        Format::Hgrm,
+        args.hgrm.as_deref(),
+    )?;
+    let report = crate::run_repeated(&cfg, args.repeat, args.out.quiet, |i, r| {
+        if args.repeat > 1 {
+            eprintln!(
+                "tcpbench: run {}/{}: {:.0} conn/s, connect p99 {:.1} µs, {} failed",
+                i + 1,
+                args.repeat,
+                r.rate_cps,
+                r.latency.connect.p99_us,
+                r.totals.failed
+            );
+        }
+    })?;
+    let traced = if args.trace {
+        let opts = crate::trace::TraceOptions::default();
+        match crate::trace::trace(&cfg, &opts) {
+            Ok(mut t) => t.pop(),
+            Err(e) => {
+                eprintln!("tcpbench: --trace: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let written = outputs.write(&RunOutcome {
+        title: "tcpbench run",
+        report: &report,
+        traced: traced.as_ref(),
+    });
+    Ok(super::status(
+        &written,
+        report.interrupted,
+        report.exit_code(),
+    ))
+}
