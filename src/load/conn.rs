@@ -1,9 +1,7 @@
 //! One connection's life: socket → handshake → K echoes → close, timed at the phase edges.
 
-use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -54,10 +52,6 @@ pub fn request_pattern(len: usize) -> Arc<[u8]> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-/// Where the connection in flight is: its phase and when it started. The worker's thread
-/// reads it to count connections it cuts off after a stop's grace period.
-pub type InFlight = Rc<Cell<Option<(Phase, Instant)>>>;
-
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
     /// The request, shared by all the workers of a run.
@@ -69,7 +63,12 @@ pub struct Scratch {
     /// Bytes written and read by the current connection, partial ones included.
     pub sent: u64,
     pub received: u64,
-    pub in_flight: InFlight,
+    /// Of `received`, the bytes that came after our FIN and before the server's (`--close
+    /// client` only): a half-close farewell.
+    pub farewell: u64,
+    /// Where the connection in flight is: its phase and when it started. The worker's
+    /// thread reads it (and the bytes above) for a connection it cut off after a stop.
+    pub in_flight: Option<(Phase, Instant)>,
 }
 
 impl Scratch {
@@ -81,14 +80,20 @@ impl Scratch {
             echo_ns: Vec::with_capacity(cfg.requests.min(1024) as usize),
             sent: 0,
             received: 0,
-            in_flight: InFlight::default(),
+            farewell: 0,
+            in_flight: None,
         }
     }
 
+    /// Marks a connection as in flight from `start`, in its connect phase.
+    pub fn start(&mut self, start: Instant) {
+        self.in_flight = Some((Phase::Connect, start));
+    }
+
     /// Marks the connection in flight as being in `phase` (the worker marks its start).
-    fn enter(&self, phase: Phase) {
-        if let Some((_, start)) = self.in_flight.get() {
-            self.in_flight.set(Some((phase, start)));
+    fn enter(&mut self, phase: Phase) {
+        if let Some((_, start)) = self.in_flight {
+            self.in_flight = Some((phase, start));
         }
     }
 }
