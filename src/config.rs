@@ -589,9 +589,20 @@ impl RunConfig {
                 "--port-strategy explicit takes one --bind address at most; use bind-no-port to spread over several",
             );
         }
+        if a.expect_farewell.is_some() && a.close != CloseMode::Client {
+            return usage(
+                "--expect-farewell is read by the client's close phase; use it with --close client",
+            );
+        }
         let expect_farewell = match &target {
+            Target::Embedded(_) if a.expect_farewell.is_some() => {
+                return usage(
+                    "--expect-farewell checks a --target; the embedded server sends --server-farewell bytes and is checked for them",
+                );
+            }
             Target::Embedded(s) if s.close == ServerClose::Wait => Some(s.farewell),
-            _ => None,
+            Target::Embedded(_) => None,
+            Target::External(_) => a.expect_farewell,
         };
         Ok(RunConfig {
             target,

@@ -6,6 +6,10 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
 use common::{bin, heavy, refusing_port};
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -31,6 +35,197 @@ fn run_json(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
         r,
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// A server on a loopback port that serves `conns` connections one after another with
+/// `serve`, then stops. Every socket has a 10 s timeout, so no thread outlives a test long.
+fn one_at_a_time(conns: usize, serve: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(conns) {
+            let Ok(stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            serve(stream);
+        }
+    });
+    addr
+}
+
+/// Echoes each read as it comes, with `extra` appended to the same write.
+fn echo_with(s: &mut TcpStream, extra: &[u8]) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut out = buf[..n].to_vec();
+        out.extend_from_slice(extra);
+        s.write_all(&out)?;
+    }
+}
+
+/// The textbook echo server: echo each read; on EOF write "bye", shutdown(SHUT_WR), close.
+fn textbook(mut s: TcpStream) {
+    if echo_with(&mut s, b"").is_ok() {
+        let _ = s.write_all(b"bye");
+        let _ = s.shutdown(Shutdown::Write);
+    }
+}
+
+#[test]
+fn a_textbook_servers_farewell_is_counted_not_failed() {
+    let _guard = heavy();
+    let conns = 200;
+    let addr = one_at_a_time(conns, textbook).to_string();
+    let n = conns.to_string();
+    let (code, r, text) = run_json(&["--target", &addr, "--conns", &n, "--concurrency", "4"]);
+    assert_eq!(code, Some(0), "{}", r["errors"]);
+    let t = &r["totals"];
+    assert_eq!(t["succeeded"], 200);
+    assert_eq!(t["farewell_bytes"], 3 * 200);
+    assert_eq!(t["bytes_received"], 64 * 200 + 3 * 200);
+    assert!(text.contains("600 B farewell"), "{text}");
+
+    // The count checked: the right one passes, any other fails each connection.
+    let addr = one_at_a_time(20, textbook).to_string();
+    let flags = ["--target", &addr, "--conns", "20", "--expect-farewell", "3"];
+    let (code, r, _) = run_json(&flags);
+    assert_eq!(code, Some(0), "{}", r["errors"]);
+    assert_eq!(r["totals"]["farewell_bytes"], 60);
+    let addr = one_at_a_time(20, textbook).to_string();
+    let flags = ["--target", &addr, "--conns", "20", "--expect-farewell", "2"];
+    let (code, r, _) = run_json(&flags);
+    assert_eq!(code, Some(1));
+    assert_eq!(r["totals"]["failed"], 20);
+    assert_eq!(
+        r["errors"][0]["kind"], "farewell_mismatch",
+        "{}",
+        r["errors"]
+    );
+    assert_eq!(r["errors"][0]["phase"], "close");
+}
+
+/// Sends back 6 bytes more than it was sent, in the same write as the echo.
+fn cheat(mut s: TcpStream) {
+    let _ = echo_with(&mut s, b"EXTRA!");
+}
+
+#[test]
+fn bytes_beyond_the_echo_fail_as_extra_bytes() {
+    let _guard = heavy();
+    for close in ["client", "client-nowait", "rst"] {
+        let addr = one_at_a_time(50, cheat).to_string();
+        let (code, r, _) = run_json(&[
+            "--target",
+            &addr,
+            "--conns",
+            "50",
+            "--concurrency",
+            "2",
+            "--close",
+            close,
+        ]);
+        assert_eq!(code, Some(1), "--close {close}");
+        assert_eq!(r["totals"]["succeeded"], 0, "--close {close}");
+        assert_eq!(r["totals"]["failed"], 50, "--close {close}");
+        assert_eq!(r["errors"][0]["kind"], "extra_bytes", "{}", r["errors"]);
+        assert_eq!(r["errors"][0]["phase"], "echo");
+        assert_eq!(r["errors"].as_array().unwrap().len(), 1, "{}", r["errors"]);
+        assert_eq!(r["totals"]["bytes_received"], 50 * 70, "--close {close}");
+    }
+}
+
+/// Echoes, then 20 ms later sends 4 bytes nobody asked for, then echoes on.
+fn late_cheat(mut s: TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        if s.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if s.write_all(b"LATE").is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn bytes_queued_when_the_close_starts_fail_as_extra_bytes() {
+    let _guard = heavy();
+    // The client holds each connection 300 ms after its echo: the late bytes are queued
+    // by then, before our FIN.
+    let addr = one_at_a_time(3, late_cheat).to_string();
+    let (code, r, _) = run_json(&[
+        "--target",
+        &addr,
+        "--conns",
+        "3",
+        "--concurrency",
+        "1",
+        "--hold",
+        "300ms",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(r["totals"]["failed"], 3);
+    assert_eq!(r["errors"][0]["kind"], "extra_bytes", "{}", r["errors"]);
+    assert_eq!(r["totals"]["bytes_received"], 3 * (64 + 4));
+}
+
+/// Reads the request, then echoes it a byte every 100 ms.
+fn drip(mut s: TcpStream) {
+    let mut buf = [0u8; 4096];
+    let Ok(n) = s.read(&mut buf) else { return };
+    for b in &buf[..n] {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(&[*b]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Echoes, and after the client's FIN drips a farewell a byte every 100 ms, never its FIN.
+fn drip_farewell(mut s: TcpStream) {
+    if echo_with(&mut s, b"").is_ok() {
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            if s.write_all(b".").is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn io_timeout_is_a_deadline_for_the_whole_echo_and_the_wait_for_fin() {
+    let _guard = heavy();
+    for (server, phase) in [(drip as fn(TcpStream), "echo"), (drip_farewell, "close")] {
+        let addr = one_at_a_time(2, server).to_string();
+        let started = Instant::now();
+        let (code, r, _) = run_json(&[
+            "--target",
+            &addr,
+            "--conns",
+            "2",
+            "--concurrency",
+            "1",
+            "--io-timeout",
+            "300ms",
+        ]);
+        let took = started.elapsed();
+        assert_eq!(code, Some(1), "{phase}");
+        assert_eq!(r["totals"]["failed"], 2, "{phase}");
+        assert_eq!(r["errors"][0]["kind"], "io_timeout", "{}", r["errors"]);
+        assert_eq!(r["errors"][0]["phase"], phase, "{}", r["errors"]);
+        // Each connection gives up at 300 ms; 64 bytes a tenth of a second apart take 6.4 s.
+        assert!(took < Duration::from_secs(4), "{phase}: took {took:?}");
+    }
 }
 
 #[test]
@@ -62,4 +257,32 @@ fn max_errors_stops_within_the_connections_in_flight() {
         let aborted = r["aborted"].as_str().unwrap_or_default();
         assert!(aborted.contains(why), "{limit:?}: {aborted}");
     }
+}
+
+#[test]
+fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
+    // Past the preflight (an address could go away mid-run): the connection's own kind.
+    let (_holder, target) = refusing_port();
+    let t = target.to_string();
+    let cfg = common::config(&["--target", &t, "--bind", "192.0.2.1"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut scratch =
+        tcpbench::load::conn::Scratch::new(&cfg, tcpbench::load::conn::request_pattern(64));
+    let (_keep, mut stop) = tokio::sync::watch::channel(false);
+    let source = Some("192.0.2.1".parse().unwrap());
+    let f = rt
+        .block_on(tcpbench::load::conn::run(
+            &cfg,
+            target,
+            source,
+            None,
+            &mut stop,
+            &mut scratch,
+        ))
+        .unwrap_err();
+    assert_eq!(f.kind, tcpbench::load::error::ErrorKind::BindAddress);
+    assert_eq!(f.errno, Some(libc::EADDRNOTAVAIL));
 }

@@ -236,6 +236,7 @@ fn record(
     r.attempted += 1;
     r.bytes_sent += scratch.sent;
     r.bytes_received += scratch.received;
+    r.farewell_bytes += scratch.farewell;
     match outcome {
         Ok(c) => {
             r.succeeded += 1;

@@ -115,6 +115,10 @@ pub struct Totals {
     pub failed: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Of `bytes_received`, those the servers sent after the client's FIN (a half-close
+    /// farewell, `--close client`).
+    #[serde(default)]
+    pub farewell_bytes: u64,
 }
 
 /// Failures of one phase and kind.
@@ -248,6 +252,7 @@ impl Report {
                 failed: r.failed,
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
+                farewell_bytes: r.farewell_bytes,
             },
             rate_cps: if m.duration_s > 0.0 {
                 r.succeeded as f64 / m.duration_s
