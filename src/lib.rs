@@ -50,6 +50,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     if cfg.isolate {
         isolate(cfg)?;
     }
+    preflight::check_bind_addresses(cfg)?;
     let hints = port_hints(cfg);
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");

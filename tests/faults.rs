@@ -259,6 +259,139 @@ fn max_errors_stops_within_the_connections_in_flight() {
     }
 }
 
+/// A child tcpbench with RLIMIT_NOFILE set to `limit`, soft and hard, before it starts.
+fn with_nofile(limit: u64, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = bin();
+    cmd.args(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_descriptor_preflight_counts_threads() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let j = json.to_str().unwrap();
+    let base = ["--conns", "500", "--concurrency", "96", "-q", "--json", j];
+    let out = with_nofile(256, &[&base[..], &["--threads", "64"]].concat());
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("RLIMIT_NOFILE is 256") && err.contains("over 64 threads"),
+        "{err}"
+    );
+    assert!(!json.exists(), "a refused run writes no report");
+    // The fix it names works under the same limit.
+    let threads = err
+        .split("--threads ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no --threads fix: {err}"));
+    let out = with_nofile(256, &[&base[..], &["--threads", threads]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--threads {threads}: {}",
+        stderr_of(&out)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["totals"]["succeeded"], 500, "{}", r["errors"]);
+}
+
+#[test]
+fn bad_values_exit_2_with_one_line() {
+    for (args, names) in [
+        (vec!["--rate", "1e300", "-n", "5"], "--rate 1e300"),
+        (vec!["--rate", "1e-300", "-n", "5"], "--rate 1e-300"),
+        (vec!["--rate=0", "-n", "5"], "0.001 to 10000000"),
+        (vec!["--rate=-5", "-n", "5"], "--rate"),
+        (vec!["--rate", "inf", "-n", "5"], "--rate"),
+        (vec!["--rate", "NaN", "-n", "5"], "--rate"),
+        (vec!["--rate", "20000000", "-n", "5"], "0.001 to 10000000"),
+        (vec!["--target", "127.0.0.1:0", "-n", "5"], "port 0"),
+        (
+            vec!["--bind", "192.0.2.1", "-n", "5"],
+            "--bind 192.0.2.1 is not an address",
+        ),
+        (vec!["--io-timeout", "0s", "-n", "5"], "--io-timeout"),
+        (
+            vec!["--connect-timeout", "0s", "-n", "5"],
+            "--connect-timeout",
+        ),
+        (vec!["--expect-farewell", "3", "-n", "5"], "--target"),
+        (
+            vec![
+                "--target",
+                "127.0.0.1:9",
+                "--expect-farewell",
+                "3",
+                "--close",
+                "rst",
+            ],
+            "--close client",
+        ),
+        (
+            vec![
+                "serve",
+                "-l",
+                "127.0.0.1:0",
+                "--max-payload",
+                "0",
+                "--duration",
+                "1s",
+            ],
+            "--max-payload",
+        ),
+        (
+            vec![
+                "serve",
+                "-l",
+                "127.0.0.1:0",
+                "--idle-timeout",
+                "0s",
+                "--duration",
+                "1s",
+            ],
+            "--idle-timeout",
+        ),
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(names), "{args:?}: {err}");
+    }
+    // The ends of the --rate range are taken.
+    for rate in ["0.001", "10000000"] {
+        let out = bin()
+            .args(["--rate", rate, "-n", "1", "-q"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--rate {rate}: {}",
+            stderr_of(&out)
+        );
+    }
+}
+
 #[test]
 fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
     // Past the preflight (an address could go away mid-run): the connection's own kind.
