@@ -419,3 +419,75 @@ fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
     assert_eq!(f.kind, tcpbench::load::error::ErrorKind::BindAddress);
     assert_eq!(f.errno, Some(libc::EADDRNOTAVAIL));
 }
+
+/// Every key README's "The report" lists, as JSON pointers.
+const DOCUMENTED: &[&str] = &[
+    "/schema",
+    "/config",
+    "/environment/kernel",
+    "/environment/cpus",
+    "/environment/rlimit_nofile",
+    "/totals/attempted",
+    "/totals/succeeded",
+    "/totals/failed",
+    "/totals/bytes_sent",
+    "/totals/bytes_received",
+    "/totals/farewell_bytes",
+    "/rate_cps",
+    "/errors",
+    "/interrupted",
+    "/aborted",
+    "/kernel/counters",
+    "/kernel/sysctl",
+    "/cpu/user_s",
+    "/cpu/sys_s",
+    "/cpu/us_per_conn",
+    "/cpu/system_busy_pct",
+    "/cpu/system_softirq_pct",
+    "/warnings",
+    "/saturated",
+    "/tcp_states/source",
+    "/tcp_states/exact_interval_ms",
+    "/time_wait/peak_client",
+    "/time_wait/peak_server",
+    "/time_wait/end_client",
+    "/time_wait/end_server",
+    "/time_wait/drain_s",
+    "/time_wait/peak_namespace",
+];
+
+const PHASE_KEYS: &[&str] = &[
+    "count", "min_us", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "hdr",
+];
+
+#[test]
+fn every_documented_key_is_in_a_plain_runs_report() {
+    let _guard = heavy();
+    let (code, r, _) = run_json(&["--conns", "100"]);
+    assert_eq!(code, Some(0));
+    for key in DOCUMENTED {
+        assert!(
+            r.pointer(key).is_some(),
+            "{key} missing from a plain run's report"
+        );
+    }
+    for phase in ["connect", "echo", "close", "total", "failed"] {
+        for key in PHASE_KEYS {
+            let p = format!("/latency/{phase}/{key}");
+            assert!(r.pointer(&p).is_some(), "{p} missing");
+        }
+    }
+    assert!(r["aborted"].is_null() && r["time_wait"]["drain_s"].is_null());
+    assert_eq!(r["interrupted"], false);
+    // And an error's keys, from a run that has some.
+    let (_holder, addr) = refusing_port();
+    let a = addr.to_string();
+    let (_, r, _) = run_json(&["--target", &a, "--conns", "5"]);
+    for key in ["phase", "kind", "errno", "count"] {
+        assert!(
+            r["errors"][0].get(key).is_some(),
+            "errors[0].{key}: {}",
+            r["errors"]
+        );
+    }
+}

@@ -51,8 +51,9 @@ pub struct Report {
     pub errors: Vec<ErrorCount>,
     /// A signal ended the run early: the figures cover what was done until then.
     pub interrupted: bool,
-    /// Why the run was stopped early for its errors (--max-errors, a target that is down).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the run was stopped early for its errors (--max-errors, a target that is down);
+    /// null when it was not.
+    #[serde(default)]
     pub aborted: Option<String>,
     pub latency: Latency,
     /// Open loop only: latency from each connection's scheduled start (coordinated omission
