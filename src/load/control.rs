@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
+use super::error::Failure;
 use super::worker::Progress;
 use crate::config::{Bounds, ErrorLimit};
 
@@ -234,10 +235,10 @@ impl ErrorBudget {
         }
     }
 
-    /// Counts a failed connection; `done` sums the connections ended so far (asked for only
-    /// by a `P%` limit). Returns `true` when this failure trips the rule: the caller stops
-    /// the run.
-    pub fn failed(&self, done: impl FnOnce() -> u64) -> bool {
+    /// Counts a failed connection, `last`; `done` sums the connections ended so far (asked
+    /// for only by a `P%` limit). Returns `true` when this failure trips the rule: the
+    /// caller stops the run.
+    pub fn failed(&self, last: Failure, done: impl FnOnce() -> u64) -> bool {
         let failed = self.failed.fetch_add(1, Relaxed) + 1;
         if self.why.get().is_some() {
             return false;
@@ -247,7 +248,7 @@ impl ErrorBudget {
             _ => 0,
         };
         let all_failed = !self.any_succeeded.load(Relaxed);
-        match abort_reason(failed, done, all_failed, self.limit) {
+        match abort_reason(failed, done, all_failed, self.limit, last) {
             Some(why) => self.why.set(why).is_ok(),
             None => false,
         }
@@ -259,13 +260,15 @@ impl ErrorBudget {
     }
 }
 
-/// Why a run should stop early after `failed` failures, if it should: `done` connections
-/// have ended (read for a `P%` limit only), and `all_failed` when none succeeded yet.
+/// Why a run should stop early after `failed` failures, `last` the latest, if it should:
+/// `done` connections have ended (read for a `P%` limit only), and `all_failed` when none
+/// succeeded yet.
 fn abort_reason(
     failed: u64,
     done: u64,
     all_failed: bool,
     max_errors: Option<ErrorLimit>,
+    last: Failure,
 ) -> Option<String> {
     match max_errors {
         Some(ErrorLimit::Count(n)) if failed >= n => {
@@ -280,7 +283,8 @@ fn abort_reason(
             ))
         }
         None if failed >= ALL_FAILED_AFTER && all_failed => Some(format!(
-            "all of the first {failed} connections failed: the target looks down"
+            "all of the first {failed} connections failed (the last: {} at {}): the target looks down or broken; --max-errors N lets a run go on",
+            last.kind, last.phase
         )),
         _ => None,
     }
@@ -356,42 +360,49 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
 mod tests {
     use super::{ErrorBudget, abort_reason};
     use crate::config::ErrorLimit::{Count, Ratio};
+    use crate::load::error::{ErrorKind, Failure, Phase};
+
+    const REFUSED: Failure = Failure {
+        phase: Phase::Connect,
+        kind: ErrorKind::Refused,
+        errno: Some(libc::ECONNREFUSED),
+    };
 
     #[test]
     fn early_abort_rules() {
         assert!(
-            abort_reason(99, 0, true, None).is_none(),
+            abort_reason(99, 0, true, None, REFUSED).is_none(),
             "too few to judge"
         );
         assert!(
-            abort_reason(100, 0, true, None)
+            abort_reason(100, 0, true, None, REFUSED)
                 .unwrap()
                 .contains("looks down")
         );
         assert!(
-            abort_reason(4999, 0, false, None).is_none(),
+            abort_reason(4999, 0, false, None, REFUSED).is_none(),
             "one success: the target is up"
         );
         assert!(
-            abort_reason(5, 10, false, Some(Count(5)))
+            abort_reason(5, 10, false, Some(Count(5)), REFUSED)
                 .unwrap()
                 .contains("--max-errors 5")
         );
-        assert!(abort_reason(4, 10, false, Some(Count(5))).is_none());
+        assert!(abort_reason(4, 10, false, Some(Count(5)), REFUSED).is_none());
         assert!(
-            abort_reason(200, 200, true, Some(Count(1000))).is_none(),
+            abort_reason(200, 200, true, Some(Count(1000)), REFUSED).is_none(),
             "an explicit limit replaces the rule"
         );
         assert!(
-            abort_reason(99, 99, true, Some(Ratio(0.5))).is_none(),
+            abort_reason(99, 99, true, Some(Ratio(0.5)), REFUSED).is_none(),
             "too few to judge"
         );
         assert!(
-            abort_reason(100, 200, false, Some(Ratio(0.5))).is_none(),
+            abort_reason(100, 200, false, Some(Ratio(0.5)), REFUSED).is_none(),
             "50% is not more"
         );
         assert!(
-            abort_reason(101, 200, false, Some(Ratio(0.5)))
+            abort_reason(101, 200, false, Some(Ratio(0.5)), REFUSED)
                 .unwrap()
                 .contains("101 of 200 connections failed, more than --max-errors 50%")
         );
@@ -400,16 +411,28 @@ mod tests {
     #[test]
     fn the_failure_that_reaches_the_limit_trips_it_once() {
         let b = ErrorBudget::new(Some(Count(3)));
-        let trips: Vec<bool> = (0..5).map(|_| b.failed(|| unreachable!())).collect();
+        let trips: Vec<bool> = (0..5)
+            .map(|_| b.failed(REFUSED, || unreachable!()))
+            .collect();
         assert_eq!(trips, [false, false, true, false, false]);
         assert!(b.why().unwrap().contains("3 connections failed"));
 
         let down = ErrorBudget::new(None);
-        assert!(!(0..99).any(|_| down.failed(|| 0)));
-        assert!(down.failed(|| 0), "the 100th failure with no success");
+        assert!(!(0..99).any(|_| down.failed(REFUSED, || 0)));
+        assert!(
+            down.failed(REFUSED, || 0),
+            "the 100th failure with no success"
+        );
+        assert!(
+            down.why()
+                .unwrap()
+                .contains("(the last: refused at connect)"),
+            "{:?}",
+            down.why()
+        );
         let up = ErrorBudget::new(None);
         up.succeeded();
-        assert!(!(0..500).any(|_| up.failed(|| 0)));
+        assert!(!(0..500).any(|_| up.failed(REFUSED, || 0)));
         assert!(up.why().is_none());
     }
 }

@@ -211,15 +211,15 @@ async fn worker(
             scheduled,
             outcome,
         );
-        if outcome.is_ok() {
-            shared.budget.succeeded();
-        } else {
-            if shared.budget.failed(|| shared.ended()) {
+        if let Err(f) = outcome {
+            if shared.budget.failed(f, || shared.ended()) {
                 shared.stopper.stop();
             }
             // A failure can come back without ever waiting (EADDRNOTAVAIL, EMFILE): without
             // a yield this worker would loop on the thread and stall the other workers.
             tokio::task::yield_now().await;
+        } else {
+            shared.budget.succeeded();
         }
     }
 }
