@@ -387,9 +387,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
     pub connect_timeout: Duration,
 
-    /// Give up on a read or write after this long (counted as io_timeout).
+    /// Deadline for each echo round trip (the request written and its whole echo read), and
+    /// for the close's wait for the server's FIN: a server that answers a byte at a time
+    /// still runs out (counted as io_timeout).
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
     pub io_timeout: Duration,
+
+    /// Bytes the server sends after our FIN, before its own (a half-close farewell, with
+    /// --close client); any other count fails the connection as farewell_mismatch
+    /// [default: with --target, any count is accepted and counted; the embedded server's
+    /// --server-farewell sets it].
+    #[arg(long, value_name = "BYTES")]
+    pub expect_farewell: Option<usize>,
 
     /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
     /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.

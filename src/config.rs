@@ -344,6 +344,11 @@ pub const MAX_CONCURRENCY: usize = 1_000_000;
 /// How far ahead `--start-at` may be: a typo in the date would otherwise wait for years.
 pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
+/// Slowest `--rate`, in connections/s: one per 1,000 s (slower is no schedule, it is a wait).
+pub const MIN_RATE: f64 = 0.001;
+/// Fastest `--rate`, in connections/s: far past what one host opens.
+pub const MAX_RATE: f64 = 10_000_000.0;
+
 /// Largest `--payload`.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -398,6 +403,16 @@ impl ServerConfig {
         if self.max_conns == Some(0) {
             return usage("--max-conns must be at least 1");
         }
+        if self.max_payload == Some(0) {
+            return usage(
+                "--max-payload 0 would close every connection at its first byte; give at least 1, or drop it for no cap",
+            );
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return usage(
+                "--idle-timeout 0s would close connections at random; give a time longer than 0s, or drop it for no limit",
+            );
+        }
         if self.close == ServerClose::Rst && self.linger.is_some_and(|l| !l.is_zero()) {
             return usage(format!(
                 "--{prefix}close rst already closes with SO_LINGER 0; drop --{prefix}linger"
@@ -422,16 +437,33 @@ impl RunConfig {
             None => LoadModel::Closed {
                 concurrency: a.concurrency,
             },
-            Some(r) if r.is_finite() && r > 0.0 => LoadModel::Open {
+            Some(r) if (MIN_RATE..=MAX_RATE).contains(&r) => LoadModel::Open {
                 rate: r,
                 concurrency: a.concurrency,
             },
             Some(r) => {
                 return usage(format!(
-                    "--rate {r}: give a positive number of connections/s"
+                    "--rate {r:e} is out of range; give {MIN_RATE} to {MAX_RATE:.0} connections/s"
                 ));
             }
         };
+        if a.connect_timeout.is_zero() || a.io_timeout.is_zero() {
+            let flag = if a.connect_timeout.is_zero() {
+                "--connect-timeout"
+            } else {
+                "--io-timeout"
+            };
+            return usage(format!(
+                "{flag} 0s would fail every connection at once; give a time longer than 0s"
+            ));
+        }
+        if let Some(t) = a.target
+            && t.port() == 0
+        {
+            return usage(format!(
+                "--target {t}: port 0 is no server's port; give the port the server listens on"
+            ));
+        }
         if let Some(at) = a.start_at
             && at
                 .duration_since(std::time::SystemTime::now())
@@ -589,9 +621,20 @@ impl RunConfig {
                 "--port-strategy explicit takes one --bind address at most; use bind-no-port to spread over several",
             );
         }
+        if a.expect_farewell.is_some() && a.close != CloseMode::Client {
+            return usage(
+                "--expect-farewell is read by the client's close phase; use it with --close client",
+            );
+        }
         let expect_farewell = match &target {
+            Target::Embedded(_) if a.expect_farewell.is_some() => {
+                return usage(
+                    "--expect-farewell checks a --target; the embedded server sends --server-farewell bytes and is checked for them",
+                );
+            }
             Target::Embedded(s) if s.close == ServerClose::Wait => Some(s.farewell),
-            _ => None,
+            Target::Embedded(_) => None,
+            Target::External(_) => a.expect_farewell,
         };
         Ok(RunConfig {
             target,

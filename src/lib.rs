@@ -57,6 +57,7 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     if cfg.isolate {
         isolate(&cfg.sysctls)?;
     }
+    preflight::check_bind_addresses(cfg)?;
     // The machine's own loopback cycle, before any load: what compare checks two reports'
     // machines by.
     let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();

@@ -94,6 +94,18 @@ pub async fn send_all(stream: &TcpStream, mut buf: &[u8], sent: &mut u64) -> io:
     Ok(())
 }
 
+/// Bytes received and not yet read (FIONREAD); a FIN alone counts none.
+pub fn queued(stream: &TcpStream) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: a valid fd, and FIONREAD writes one int through the pointer.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Whether a socket whose non-blocking connect() said EINPROGRESS is established already
 /// (on loopback the handshake usually completes inside the call): one getpeername().
 pub fn connected(sock: &socket2::Socket) -> bool {

@@ -8,11 +8,19 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::config::{CloseMode, PortStrategy, RunConfig, Target, UsageError};
+use crate::config::{ClientSocket, CloseMode, PortStrategy, RunConfig, Target, UsageError};
 use crate::environment;
+use crate::sockopt::{self, Local};
 
-/// Descriptors kept free for the listener, the runtimes and files.
-pub const FD_MARGIN: u64 = 64;
+/// Descriptors kept free for what is not counted below: standard streams, the supervisor's
+/// runtime and signal pipe, the sampler's netlink socket, the report files (10 measured
+/// before the files).
+pub const FD_MARGIN: u64 = 32;
+
+/// Descriptors one runtime thread holds (load thread or server worker), measured with
+/// strace: its epoll instance and a dup of it (tokio keeps a second handle to its
+/// registry), its waker's eventfd, and a dup of the process's signal pipe (enable_all).
+pub const RUNTIME_FDS: u64 = 4;
 
 /// Raises the soft descriptor limit to the hard one, and refuses a run that cannot fit.
 pub fn check_fd_budget(cfg: &RunConfig) -> Result<(), UsageError> {
@@ -20,26 +28,113 @@ pub fn check_fd_budget(cfg: &RunConfig) -> Result<(), UsageError> {
     fd_budget(cfg, soft)
 }
 
+/// What a run's descriptors come to when every worker has a connection open.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct FdNeed {
+    /// Per connection: the client's socket, and the embedded server's accepted one.
+    pub per_conn: u64,
+    /// Per client thread: its runtime's, and with the embedded server, one server worker's
+    /// runtime and listener (the workers follow the threads unless told otherwise).
+    pub per_thread: u64,
+    /// Server workers beyond (or short of) one per client thread, at `RUNTIME_FDS + 1` each.
+    pub server_fixed: i64,
+}
+
+impl FdNeed {
+    pub fn of(cfg: &RunConfig) -> FdNeed {
+        let threads = cfg.threads as i64;
+        match &cfg.target {
+            Target::Embedded(s) => FdNeed {
+                per_conn: 2,
+                per_thread: 2 * RUNTIME_FDS + 1,
+                server_fixed: (s.workers as i64 - threads) * (RUNTIME_FDS as i64 + 1),
+            },
+            Target::External(_) => FdNeed {
+                per_conn: 1,
+                per_thread: RUNTIME_FDS,
+                server_fixed: 0,
+            },
+        }
+    }
+
+    /// Descriptors for `concurrency` connections over `threads` threads, margin included.
+    pub fn total(&self, concurrency: u64, threads: u64) -> u64 {
+        let fixed = (FD_MARGIN as i64 + self.server_fixed).max(0) as u64;
+        concurrency
+            .saturating_mul(self.per_conn)
+            .saturating_add(threads.saturating_mul(self.per_thread))
+            .saturating_add(fixed)
+    }
+}
+
 fn fd_budget(cfg: &RunConfig, soft: u64) -> Result<(), UsageError> {
     let c = cfg.load.concurrency() as u64;
-    let per_conn = if matches!(cfg.target, Target::Embedded(_)) {
-        2
-    } else {
-        1
-    };
-    let need = c.saturating_mul(per_conn).saturating_add(FD_MARGIN);
+    let threads = cfg.threads as u64;
+    let n = FdNeed::of(cfg);
+    let need = n.total(c, threads);
     if need <= soft {
         return Ok(());
     }
-    let fit = (soft.saturating_sub(FD_MARGIN)) / per_conn;
-    let hint = if per_conn == 2 {
-        "; or run `tcpbench serve` in another process and use --target"
-    } else {
-        ""
-    };
+    // The most connections these threads leave room for, and the most threads these
+    // connections leave room for.
+    let fit_conns = soft.saturating_sub(n.total(0, threads)) / n.per_conn;
+    let fit_threads = soft.saturating_sub(n.total(c, 0)) / n.per_thread;
+    let mut fixes = Vec::new();
+    if fit_conns >= 1 {
+        fixes.push(format!("use --concurrency {fit_conns} or less"));
+    }
+    if threads > 1 && fit_threads >= 1 {
+        fixes.push(format!("use --threads {fit_threads} or fewer"));
+    }
+    if fixes.is_empty() {
+        let one = soft.saturating_sub(n.total(0, 1)) / n.per_conn;
+        fixes.push(format!("use --threads 1 --concurrency {}", one.max(1)));
+    }
+    if n.per_conn == 2 {
+        fixes.push("run `tcpbench serve` in another process and use --target".into());
+    }
     Err(UsageError(format!(
-        "--concurrency {c} needs about {need} file descriptors but RLIMIT_NOFILE is {soft} (hard limit reached); use --concurrency {fit} or less{hint}"
+        "--concurrency {c} over {threads} thread{} needs about {need} file descriptors ({} per connection, {} per thread) but RLIMIT_NOFILE is {soft} (hard limit reached); {}",
+        if threads == 1 { "" } else { "s" },
+        n.per_conn,
+        n.per_thread,
+        fixes.join("; or ")
     )))
+}
+
+/// Refuses `--bind` addresses this host does not have, before the run: each is bound the
+/// way the run binds it (IP_BIND_ADDRESS_NO_PORT, so no port is taken), and EADDRNOTAVAIL
+/// names the address. All of 127.0.0.0/8 is local once one of it is, so one stands for them.
+pub fn check_bind_addresses(cfg: &RunConfig) -> Result<(), UsageError> {
+    let family = match &cfg.target {
+        Target::Embedded(s) => s.listen,
+        Target::External(a) => *a,
+    };
+    let mut loopback_seen = false;
+    for &ip in &cfg.socket.bind {
+        let v4_loopback = matches!(ip, IpAddr::V4(v4) if v4.is_loopback());
+        if v4_loopback && std::mem::replace(&mut loopback_seen, true) {
+            continue;
+        }
+        let local = Local {
+            ip: Some(ip),
+            port: None,
+        };
+        let socket = ClientSocket {
+            ports: PortStrategy::Kernel,
+            ..cfg.socket.clone()
+        };
+        match sockopt::client_socket(&family, &socket, local) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+                return Err(UsageError(format!(
+                    "--bind {ip} is not an address of this host (bind() says EADDRNOTAVAIL); give addresses `ip addr` lists, e.g. 127.0.0.2-127.0.0.9 for a loopback target"
+                )));
+            }
+            // Anything else (EMFILE…) shows in the run, counted by kind.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The settings the port arithmetic depends on.
@@ -308,11 +403,42 @@ mod tests {
 
     #[test]
     fn descriptor_budget_names_the_numbers() {
-        let c = cfg(&["--concurrency", "1000"]);
+        let c = cfg(&["--concurrency", "1000", "--threads", "1"]);
         assert!(fd_budget(&c, 20_000).is_ok());
         let e = fd_budget(&c, 256).unwrap_err().to_string();
+        // 256 - 32 margin - 9 for the thread, 2 per connection.
         assert!(
-            e.contains("RLIMIT_NOFILE is 256") && e.contains("--concurrency 96"),
+            e.contains("RLIMIT_NOFILE is 256") && e.contains("--concurrency 107 or"),
+            "{e}"
+        );
+        assert!(fd_budget(&cfg(&["--concurrency", "107", "--threads", "1"]), 256).is_ok());
+        assert!(fd_budget(&cfg(&["--concurrency", "108", "--threads", "1"]), 256).is_err());
+    }
+
+    #[test]
+    fn descriptor_budget_counts_threads() {
+        // 96 connections fit in 256 with one thread, not with 64 (each holds 9).
+        let few = cfg(&["--concurrency", "96", "--threads", "1"]);
+        assert!(fd_budget(&few, 256).is_ok());
+        let many = cfg(&["--concurrency", "96", "--threads", "64"]);
+        let e = fd_budget(&many, 256).unwrap_err().to_string();
+        assert!(
+            e.contains("over 64 threads needs about 800") && e.contains("--threads 3 or fewer"),
+            "{e}"
+        );
+        assert!(fd_budget(&cfg(&["--concurrency", "96", "--threads", "3"]), 256).is_ok());
+        // A client alone holds one descriptor per connection and one runtime per thread.
+        let client = cfg(&[
+            "--concurrency",
+            "96",
+            "--threads",
+            "64",
+            "--target",
+            "127.0.0.1:9",
+        ]);
+        let e = fd_budget(&client, 256).unwrap_err().to_string();
+        assert!(
+            e.contains("needs about 384") && e.contains("--threads 32 or fewer"),
             "{e}"
         );
     }

@@ -69,6 +69,8 @@ pub struct Recorder {
     pub failed: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Of `bytes_received`, those after the client's FIN: the servers' farewells.
+    pub farewell_bytes: u64,
     pub errors: BTreeMap<Failure, u64>,
 }
 
@@ -82,6 +84,7 @@ impl Default for Recorder {
             failed: 0,
             bytes_sent: 0,
             bytes_received: 0,
+            farewell_bytes: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -113,6 +116,7 @@ impl Recorder {
         self.failed += other.failed;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.farewell_bytes += other.farewell_bytes;
         for (f, n) in &other.errors {
             *self.errors.entry(*f).or_insert(0) += n;
         }

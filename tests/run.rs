@@ -303,6 +303,9 @@ fn a_server_reset_is_counted_as_reset() {
         "client",
         "--server-close",
         "rst",
+        // All 300 fail: without a limit of their own, the run stops at the 100th.
+        "--max-errors",
+        "1000",
     ]);
     assert_eq!(r.totals.failed, 300, "{:?}", r.errors);
     assert!(

@@ -1,9 +1,7 @@
 //! One connection's life: socket → handshake → K echoes → close, timed at the phase edges.
 
-use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -54,10 +52,6 @@ pub fn request_pattern(len: usize) -> Arc<[u8]> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-/// Where the connection in flight is: its phase and when it started. The worker's thread
-/// reads it to count connections it cuts off after a stop's grace period.
-pub type InFlight = Rc<Cell<Option<(Phase, Instant)>>>;
-
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
     /// The request, shared by all the workers of a run.
@@ -69,7 +63,12 @@ pub struct Scratch {
     /// Bytes written and read by the current connection, partial ones included.
     pub sent: u64,
     pub received: u64,
-    pub in_flight: InFlight,
+    /// Of `received`, the bytes that came after our FIN and before the server's (`--close
+    /// client` only): a half-close farewell.
+    pub farewell: u64,
+    /// Where the connection in flight is: its phase and when it started. The worker's
+    /// thread reads it (and the bytes above) for a connection it cut off after a stop.
+    pub in_flight: Option<(Phase, Instant)>,
 }
 
 impl Scratch {
@@ -81,14 +80,20 @@ impl Scratch {
             echo_ns: Vec::with_capacity(cfg.requests.min(1024) as usize),
             sent: 0,
             received: 0,
-            in_flight: InFlight::default(),
+            farewell: 0,
+            in_flight: None,
         }
     }
 
+    /// Marks a connection as in flight from `start`, in its connect phase.
+    pub fn start(&mut self, start: Instant) {
+        self.in_flight = Some((Phase::Connect, start));
+    }
+
     /// Marks the connection in flight as being in `phase` (the worker marks its start).
-    fn enter(&self, phase: Phase) {
-        if let Some((_, start)) = self.in_flight.get() {
-            self.in_flight.set(Some((phase, start)));
+    fn enter(&mut self, phase: Phase) {
+        if let Some((_, start)) = self.in_flight {
+            self.in_flight = Some((phase, start));
         }
     }
 }
@@ -123,8 +128,12 @@ impl Cycle {
 }
 
 /// Runs one connection against `target`, from `source` and a port of `ports` when given.
-/// `Scratch::echo_ns`, `sent` and `received` describe it afterwards, whether it succeeded
-/// or not. `stop` cuts a `--hold` short.
+/// `Scratch::echo_ns`, `sent`, `received` and `farewell` describe it afterwards, whether it
+/// succeeded or not. `stop` cuts a `--hold` short.
+///
+/// A target must send back exactly what it was sent: bytes beyond an echo, or queued when
+/// the close starts, fail the connection as `extra_bytes`; only what comes after our FIN
+/// (`--close client`) is a farewell.
 pub async fn run(
     cfg: &RunConfig,
     target: SocketAddr,
@@ -136,10 +145,16 @@ pub async fn run(
     s.echo_ns.clear();
     s.sent = 0;
     s.received = 0;
+    s.farewell = 0;
     let (connect, stream) = handshake(target, cfg, source, ports).await?;
     let established = Instant::now();
     s.enter(Phase::Echo);
-    if let Err(f) = exchange(&stream, cfg, established, stop, s).await {
+    let exchanged = match exchange(&stream, cfg, established, stop, s).await {
+        // With --close server, the close's own read sees whatever else comes.
+        Ok(()) if cfg.socket.close != CloseMode::Server => nothing_queued(&stream, s),
+        done => done,
+    };
+    if let Err(f) = exchanged {
         // Even a failed connection closes the configured way: a lingering close must not
         // block this runtime thread.
         let _ = close(stream, cfg).await;
@@ -205,7 +220,7 @@ async fn handshake(
             {
                 tries += 1
             }
-            r => break r.map_err(fail)?,
+            r => break r.map_err(|e| Failure::from_bind(&e))?,
         }
     };
     let connect = Instant::now();
@@ -229,6 +244,9 @@ async fn handshake(
 
 /// Writes the request while reading its echo back (a request larger than the socket
 /// buffers would otherwise deadlock against the server's echo), comparing as it arrives.
+/// The whole round trip has `io_timeout` to finish: a server that drips its echo a byte at a
+/// time cannot keep a connection alive. Reads take what the buffer holds, so bytes beyond
+/// the echo are seen.
 async fn echo_once(
     stream: &TcpStream,
     s: &mut Scratch,
@@ -243,38 +261,44 @@ async fn echo_once(
         ..
     } = s;
     let len = request.len();
-    let send = async {
-        within(
-            io_timeout,
-            Phase::Echo,
-            netio::send_all(stream, request, sent),
-        )
-        .await?
-        .map_err(fail)
-    };
+    let send = async { netio::send_all(stream, request, sent).await.map_err(fail) };
     let recv = async {
         let mut got = 0;
         while got < len {
-            let want = (len - got).min(buf.len());
-            let n = within(
-                io_timeout,
-                Phase::Echo,
-                netio::recv(stream, &mut buf[..want]),
-            )
-            .await?
-            .map_err(fail)?;
+            let n = netio::recv(stream, buf).await.map_err(fail)?;
             if n == 0 {
                 return Err(Failure::new(Phase::Echo, ErrorKind::ShortEcho));
             }
             *received += n as u64;
-            if buf[..n] != request[got..got + n] {
+            let echo = n.min(len - got);
+            if buf[..echo] != request[got..got + echo] {
                 return Err(Failure::new(Phase::Echo, ErrorKind::EchoMismatch));
+            }
+            if n > echo {
+                return Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes));
             }
             got += n;
         }
         Ok(())
     };
-    tokio::try_join!(send, recv).map(|_| ())
+    within(io_timeout, Phase::Echo, async {
+        tokio::try_join!(send, recv).map(|_| ())
+    })
+    .await?
+}
+
+/// Fails the connection as `extra_bytes` when anything is queued unread as the close
+/// starts (FIONREAD, one ioctl): the target sent more than its echoes. Those bytes count as
+/// received.
+fn nothing_queued(stream: &TcpStream, s: &mut Scratch) -> Result<(), Failure> {
+    match netio::queued(stream) {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            s.received += n as u64;
+            Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes))
+        }
+        Err(e) => Err(Failure::from_io(Phase::Echo, &e)),
+    }
 }
 
 /// The close sequence of the configured mode; every path ends in [`close`].
@@ -285,23 +309,24 @@ async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(
             sockopt::set_abortive(&stream).map_err(|e| Failure::from_io(Phase::Close, &e))
         }
         CloseMode::ClientNowait => Ok(()),
-        CloseMode::Server => drain(&stream, cfg, s).await.map(|_| ()),
+        // The server closes first, right after its echo: anything before its FIN is extra.
+        CloseMode::Server => match drain(&stream, cfg, s).await {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(Failure::new(Phase::Close, ErrorKind::ExtraBytes)),
+            Err(f) => Err(f),
+        },
         CloseMode::Client => match shutdown_write(&stream) {
             Err(f) => Err(f),
-            // What comes before the server's FIN is its farewell.
-            Ok(()) => match (
-                drain(&stream, cfg, s).await,
-                cfg.expect_farewell.map(|n| n as u64),
-            ) {
-                (Err(f), _) => Err(f),
-                (Ok(tail), Some(want)) if tail < want => {
-                    Err(Failure::new(Phase::Close, ErrorKind::ShortEcho))
+            // What comes after our FIN and before the server's is its farewell.
+            Ok(()) => drain(&stream, cfg, s).await.and_then(|tail| {
+                s.farewell = tail;
+                match cfg.expect_farewell {
+                    Some(want) if tail != want as u64 => {
+                        Err(Failure::new(Phase::Close, ErrorKind::FarewellMismatch))
+                    }
+                    _ => Ok(()),
                 }
-                (Ok(tail), Some(want)) if tail > want => {
-                    Err(Failure::new(Phase::Close, ErrorKind::EchoMismatch))
-                }
-                (Ok(_), _) => Ok(()),
-            },
+            }),
         },
     };
     let closed = close(stream, cfg).await;
@@ -325,8 +350,8 @@ fn shutdown_write(stream: &TcpStream) -> Result<(), Failure> {
     }
 }
 
-/// Reads to the peer's FIN, within one --io-timeout in all; returns how many bytes came
-/// before it.
+/// Reads to the peer's FIN, within one --io-timeout in all (a deadline, not a timer per
+/// read); returns how many bytes came before it.
 async fn drain(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<u64, Failure> {
     let read_all = async {
         let mut tail = 0u64;

@@ -2,10 +2,13 @@
 //!
 //! The first signal stops new connections and lets in-flight ones finish (their timeouts bound
 //! that); the report is still written, marked interrupted. A second signal exits at once (130).
+//!
+//! The [`Stopper`] and the failure rule ([`ErrorBudget`]) are shared with the workers: the
+//! worker whose failure reaches `--max-errors` stops the run itself, at once.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
+use super::error::Failure;
 use super::worker::Progress;
 use crate::config::{Bounds, ErrorLimit};
 
@@ -32,8 +36,9 @@ pub struct Tick {
 pub struct Control {
     rt: tokio::runtime::Runtime,
     signals: Signals,
-    /// Set on the first signal; workers read it before each new connection.
-    stop: Stopper,
+    /// Set on the first signal (or by a worker, at --max-errors); workers read it before
+    /// each new connection.
+    stop: Arc<Stopper>,
     interrupted: bool,
     /// Why the run stopped early without a signal (--max-errors, a target that is down).
     aborted: Option<String>,
@@ -53,23 +58,19 @@ impl Control {
         Ok(Control {
             rt,
             signals,
-            stop: Stopper {
-                flag: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(Stopper {
+                flag: AtomicBool::new(false),
                 tx: tokio::sync::watch::Sender::new(false),
-            },
+            }),
             interrupted: false,
             aborted: None,
             show_progress: !quiet && std::io::stderr().is_terminal(),
         })
     }
 
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.flag.clone()
-    }
-
-    /// A receiver that becomes `true` when the run is told to stop.
-    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stop.tx.subscribe()
+    /// What stops the workers; they share it with this supervisor.
+    pub fn stopper(&self) -> Arc<Stopper> {
+        self.stop.clone()
     }
 
     pub fn stop_now(&self) {
@@ -87,15 +88,16 @@ impl Control {
     }
 
     /// Waits for `done` while drawing progress and handling signals; returns the progress
-    /// counts at each 100 ms tick since `start`, and once more at the end.
+    /// counts at each 100 ms tick since `start`, and once more at the end. The workers judge
+    /// `budget` themselves, at each failure; this only reports why it stopped the run.
     pub fn supervise(
         &mut self,
         start: Instant,
         done: &Notify,
-        progress: &[Arc<Progress>],
+        progress: &[Progress],
         bounds: Bounds,
         label: &str,
-        max_errors: Option<ErrorLimit>,
+        budget: &ErrorBudget,
     ) -> Vec<Tick> {
         let bar = self.progress_bar(bounds, label);
         let mut timeline = Vec::new();
@@ -121,6 +123,14 @@ impl Control {
             aborted,
             ..
         } = self;
+        let note_abort = |aborted: &mut Option<String>, bar: &ProgressBar| {
+            if aborted.is_none()
+                && let Some(why) = budget.why()
+            {
+                bar.suspend(|| eprintln!("tcpbench: stopping: {why}"));
+                *aborted = Some(why.to_string());
+            }
+        };
         rt.block_on(async {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -131,17 +141,12 @@ impl Control {
                         let (done, failed) = mark(&mut timeline);
                         bar.set_position(done);
                         bar.set_message(format!("{failed} failed"));
-                        if aborted.is_none()
-                            && let Some(why) = abort_reason(done, failed, max_errors)
-                        {
-                            bar.suspend(|| eprintln!("tcpbench: stopping: {why}"));
-                            stop.stop();
-                            *aborted = Some(why);
-                        }
+                        note_abort(aborted, &bar);
                     }
                 }
             }
         });
+        note_abort(aborted, &bar);
         mark(&mut timeline);
         bar.finish_and_clear();
         timeline
@@ -198,8 +203,73 @@ impl Control {
 /// Connections that must all have failed before a run is called off without --max-errors.
 const ALL_FAILED_AFTER: u64 = 100;
 
-/// Why a run with `done` connections, `failed` of them failed, should stop early, if it should.
-fn abort_reason(done: u64, failed: u64, max_errors: Option<ErrorLimit>) -> Option<String> {
+/// The stop rule for failures (`--max-errors`, or "the first 100 all failed"), judged by the
+/// worker that records each failure, so a run stops within the connections already in
+/// flight rather than on the supervisor's next tick. One per pool run, shared by all its
+/// threads' workers; the supervisor reads [`ErrorBudget::why`].
+pub struct ErrorBudget {
+    limit: Option<ErrorLimit>,
+    /// Failed connections so far, over all threads: one relaxed add per failure.
+    failed: AtomicU64,
+    /// Set by the first success; later successes only read it.
+    any_succeeded: AtomicBool,
+    /// Why the run was stopped: set once, by the worker whose failure tripped the rule.
+    why: OnceLock<String>,
+}
+
+impl ErrorBudget {
+    pub fn new(limit: Option<ErrorLimit>) -> Self {
+        ErrorBudget {
+            limit,
+            failed: AtomicU64::new(0),
+            any_succeeded: AtomicBool::new(false),
+            why: OnceLock::new(),
+        }
+    }
+
+    /// Counts a successful connection (only the first one writes).
+    #[inline]
+    pub fn succeeded(&self) {
+        if !self.any_succeeded.load(Relaxed) {
+            self.any_succeeded.store(true, Relaxed);
+        }
+    }
+
+    /// Counts a failed connection, `last`; `done` sums the connections ended so far (asked
+    /// for only by a `P%` limit). Returns `true` when this failure trips the rule: the
+    /// caller stops the run.
+    pub fn failed(&self, last: Failure, done: impl FnOnce() -> u64) -> bool {
+        let failed = self.failed.fetch_add(1, Relaxed) + 1;
+        if self.why.get().is_some() {
+            return false;
+        }
+        let done = match self.limit {
+            Some(ErrorLimit::Ratio(_)) => done().max(failed),
+            _ => 0,
+        };
+        let all_failed = !self.any_succeeded.load(Relaxed);
+        match abort_reason(failed, done, all_failed, self.limit, last) {
+            Some(why) => self.why.set(why).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Why the rule stopped the run, once it has.
+    pub fn why(&self) -> Option<&str> {
+        self.why.get().map(String::as_str)
+    }
+}
+
+/// Why a run should stop early after `failed` failures, `last` the latest, if it should:
+/// `done` connections have ended (read for a `P%` limit only), and `all_failed` when none
+/// succeeded yet.
+fn abort_reason(
+    failed: u64,
+    done: u64,
+    all_failed: bool,
+    max_errors: Option<ErrorLimit>,
+    last: Failure,
+) -> Option<String> {
     match max_errors {
         Some(ErrorLimit::Count(n)) if failed >= n => {
             Some(format!("{failed} connections failed (--max-errors {n})"))
@@ -212,8 +282,9 @@ fn abort_reason(done: u64, failed: u64, max_errors: Option<ErrorLimit>) -> Optio
                 r * 100.0
             ))
         }
-        None if done >= ALL_FAILED_AFTER && failed == done => Some(format!(
-            "all of the first {done} connections failed: the target looks down"
+        None if failed >= ALL_FAILED_AFTER && all_failed => Some(format!(
+            "all of the first {failed} connections failed (the last: {} at {}): the target looks down or broken; --max-errors N lets a run go on",
+            last.kind, last.phase
         )),
         _ => None,
     }
@@ -244,16 +315,28 @@ impl Signals {
 }
 
 /// Tells the workers to stop: a flag read before each connection, and a watch that wakes
-/// those asleep (open-loop schedule, --hold).
-struct Stopper {
-    flag: Arc<AtomicBool>,
+/// those asleep (open-loop schedule, --hold). The supervisor stops on a signal; the worker
+/// whose failure trips the [`ErrorBudget`] stops too. It never un-stops.
+pub struct Stopper {
+    flag: AtomicBool,
     tx: tokio::sync::watch::Sender<bool>,
 }
 
 impl Stopper {
-    fn stop(&self) {
+    pub fn stop(&self) {
         self.flag.store(true, Relaxed);
         self.tx.send_replace(true);
+    }
+
+    /// Whether the run is stopping: read before each new connection.
+    #[inline]
+    pub fn stopping(&self) -> bool {
+        self.flag.load(Relaxed)
+    }
+
+    /// A receiver that becomes `true` when the run is told to stop.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.tx.subscribe()
     }
 }
 
@@ -275,39 +358,81 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
 
 #[cfg(test)]
 mod tests {
-    use super::abort_reason;
+    use super::{ErrorBudget, abort_reason};
     use crate::config::ErrorLimit::{Count, Ratio};
+    use crate::load::error::{ErrorKind, Failure, Phase};
+
+    const REFUSED: Failure = Failure {
+        phase: Phase::Connect,
+        kind: ErrorKind::Refused,
+        errno: Some(libc::ECONNREFUSED),
+    };
 
     #[test]
     fn early_abort_rules() {
-        assert!(abort_reason(99, 99, None).is_none(), "too few to judge");
-        assert!(abort_reason(100, 100, None).unwrap().contains("looks down"));
         assert!(
-            abort_reason(5000, 4999, None).is_none(),
-            "one success: the target is up"
-        );
-        assert!(
-            abort_reason(10, 5, Some(Count(5)))
-                .unwrap()
-                .contains("--max-errors 5")
-        );
-        assert!(abort_reason(10, 4, Some(Count(5))).is_none());
-        assert!(
-            abort_reason(200, 200, Some(Count(1000))).is_none(),
-            "an explicit limit replaces the rule"
-        );
-        assert!(
-            abort_reason(99, 99, Some(Ratio(0.5))).is_none(),
+            abort_reason(99, 0, true, None, REFUSED).is_none(),
             "too few to judge"
         );
         assert!(
-            abort_reason(200, 100, Some(Ratio(0.5))).is_none(),
+            abort_reason(100, 0, true, None, REFUSED)
+                .unwrap()
+                .contains("looks down")
+        );
+        assert!(
+            abort_reason(4999, 0, false, None, REFUSED).is_none(),
+            "one success: the target is up"
+        );
+        assert!(
+            abort_reason(5, 10, false, Some(Count(5)), REFUSED)
+                .unwrap()
+                .contains("--max-errors 5")
+        );
+        assert!(abort_reason(4, 10, false, Some(Count(5)), REFUSED).is_none());
+        assert!(
+            abort_reason(200, 200, true, Some(Count(1000)), REFUSED).is_none(),
+            "an explicit limit replaces the rule"
+        );
+        assert!(
+            abort_reason(99, 99, true, Some(Ratio(0.5)), REFUSED).is_none(),
+            "too few to judge"
+        );
+        assert!(
+            abort_reason(100, 200, false, Some(Ratio(0.5)), REFUSED).is_none(),
             "50% is not more"
         );
         assert!(
-            abort_reason(200, 101, Some(Ratio(0.5)))
+            abort_reason(101, 200, false, Some(Ratio(0.5)), REFUSED)
                 .unwrap()
                 .contains("101 of 200 connections failed, more than --max-errors 50%")
         );
+    }
+
+    #[test]
+    fn the_failure_that_reaches_the_limit_trips_it_once() {
+        let b = ErrorBudget::new(Some(Count(3)));
+        let trips: Vec<bool> = (0..5)
+            .map(|_| b.failed(REFUSED, || unreachable!()))
+            .collect();
+        assert_eq!(trips, [false, false, true, false, false]);
+        assert!(b.why().unwrap().contains("3 connections failed"));
+
+        let down = ErrorBudget::new(None);
+        assert!(!(0..99).any(|_| down.failed(REFUSED, || 0)));
+        assert!(
+            down.failed(REFUSED, || 0),
+            "the 100th failure with no success"
+        );
+        assert!(
+            down.why()
+                .unwrap()
+                .contains("(the last: refused at connect)"),
+            "{:?}",
+            down.why()
+        );
+        let up = ErrorBudget::new(None);
+        up.succeeded();
+        assert!(!(0..500).any(|_| up.failed(REFUSED, || 0)));
+        assert!(up.why().is_none());
     }
 }

@@ -30,9 +30,12 @@ pub enum ErrorKind {
     Reset,
     /// EADDRNOTAVAIL at connect, EADDRINUSE at bind: no free local port for this 4-tuple.
     LocalPortExhaustion,
+    /// EADDRNOTAVAIL at bind: the `--bind` source address is not one of this host's.
+    BindAddress,
     /// The handshake took longer than --connect-timeout (or the kernel gave up: ETIMEDOUT).
     ConnectTimeout,
-    /// A read or write took longer than --io-timeout.
+    /// An echo round trip, or the close's wait for the server's FIN, took longer than
+    /// --io-timeout.
     IoTimeout,
     /// EMFILE or ENFILE: out of file descriptors.
     FdLimit,
@@ -40,6 +43,11 @@ pub enum ErrorKind {
     ShortEcho,
     /// The echo differed from what was sent.
     EchoMismatch,
+    /// The target sent more than the echo: bytes beyond it, or queued unread when the close
+    /// started (before our FIN, or before the server's FIN with `--close server`).
+    ExtraBytes,
+    /// The bytes after our FIN were not the `--expect-farewell` count.
+    FarewellMismatch,
     /// Still in flight when the run was stopped (Ctrl-C, --max-errors) and cut off after the
     /// grace period; the phase says where it was.
     Interrupted,
@@ -53,11 +61,14 @@ impl ErrorKind {
             ErrorKind::Refused => "refused",
             ErrorKind::Reset => "reset",
             ErrorKind::LocalPortExhaustion => "local_port_exhaustion",
+            ErrorKind::BindAddress => "bind_address",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::IoTimeout => "io_timeout",
             ErrorKind::FdLimit => "fd_limit",
             ErrorKind::ShortEcho => "short_echo",
             ErrorKind::EchoMismatch => "echo_mismatch",
+            ErrorKind::ExtraBytes => "extra_bytes",
+            ErrorKind::FarewellMismatch => "farewell_mismatch",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Other => "other",
         }
@@ -122,6 +133,16 @@ impl Failure {
             kind,
             errno: Some(errno),
         }
+    }
+
+    /// Classifies an error of the socket's setup (socket(), options, bind()): there,
+    /// EADDRNOTAVAIL means the source address is not on this host, not that ports ran out.
+    pub fn from_bind(e: &io::Error) -> Self {
+        let mut f = Failure::from_io(Phase::Connect, e);
+        if f.errno == Some(libc::EADDRNOTAVAIL) {
+            f.kind = ErrorKind::BindAddress;
+        }
+        f
     }
 
     /// The errno's symbolic name, e.g. "ECONNREFUSED".
@@ -189,6 +210,9 @@ mod tests {
         );
         assert_eq!(f(Phase::Echo, libc::ETIMEDOUT), ErrorKind::IoTimeout);
         assert_eq!(f(Phase::Connect, libc::EMFILE), ErrorKind::FdLimit);
+        let bind = |errno| Failure::from_bind(&io::Error::from_raw_os_error(errno)).kind;
+        assert_eq!(bind(libc::EADDRNOTAVAIL), ErrorKind::BindAddress);
+        assert_eq!(bind(libc::EADDRINUSE), ErrorKind::LocalPortExhaustion);
         assert_eq!(f(Phase::Connect, libc::ENETUNREACH), ErrorKind::Other);
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(

@@ -61,13 +61,13 @@ pub fn run_pool(
         target,
         bounds,
         start: Instant::now(),
-        stop: ctl.stop_flag(),
-        stop_signal: ctl.stop_signal(),
+        stopper: ctl.stopper(),
+        budget: control::ErrorBudget::new(cfg.max_errors),
+        progress: (0..threads).map(|_| Progress::default()).collect(),
         request: conn::request_pattern(cfg.payload),
         next_slot: worker::SlotCounter::default(),
         ports: conn::PortCycle::new(cfg.socket.ports),
     });
-    let progress: Vec<Arc<Progress>> = (0..threads).map(|_| Arc::default()).collect();
     // The last thread to finish wakes the supervisor; Notify keeps the permit if it is early.
     let remaining = AtomicUsize::new(threads);
     let done = Notify::new();
@@ -76,13 +76,13 @@ pub fn run_pool(
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let workers = concurrency / threads + usize::from(i < concurrency % threads);
-            let (shared, progress, remaining, done) = (&shared, &progress[i], &remaining, &done);
+            let (shared, remaining, done) = (&shared, &remaining, &done);
             let handle = std::thread::Builder::new()
                 .name(format!("tcpbench-load-{i}"))
                 .spawn_scoped(scope, move || {
                     // Counts this thread out even if it panics, so the supervisor wakes.
                     let _finished = Finished { remaining, done };
-                    worker::run_thread(shared, workers, i, progress)
+                    worker::run_thread(shared, workers, i)
                 });
             match handle {
                 Ok(h) => handles.push(h),
@@ -95,10 +95,10 @@ pub fn run_pool(
         let timeline = ctl.supervise(
             shared.start,
             &done,
-            &progress,
+            &shared.progress,
             bounds,
             label,
-            cfg.max_errors,
+            &shared.budget,
         );
         let recorders: anyhow::Result<Vec<Recorder>> = handles
             .into_iter()

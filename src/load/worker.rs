@@ -6,11 +6,12 @@ use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::conn::{self, InFlight, PortCycle, Scratch, StopSignal};
-use super::error::{ErrorKind, Failure, Phase};
+use super::conn::{self, PortCycle, Scratch};
+use super::control::{ErrorBudget, Stopper};
+use super::error::{ErrorKind, Failure};
 use crate::config::{Bounds, RunConfig};
 use crate::stats::{Metric, Recorder};
 
@@ -25,10 +26,15 @@ pub struct Shared {
     pub bounds: Bounds,
     /// When the pool started: the origin of the open-loop schedule and of the duration bound.
     pub start: Instant,
-    /// Set by the supervisor on Ctrl-C; workers start no new connection once it is set.
-    pub stop: Arc<AtomicBool>,
-    /// The same, to wait on: wakes workers sleeping until a scheduled start or in a --hold.
-    pub stop_signal: StopSignal,
+    /// Set by the supervisor on Ctrl-C, or by the worker whose failure trips `budget`;
+    /// workers start no new connection once it is set, and those asleep (until a scheduled
+    /// start, or in a --hold) wake on its watch.
+    pub stopper: Arc<Stopper>,
+    /// The failure stop rule, counted by each worker as its failures happen.
+    pub budget: ErrorBudget,
+    /// Each thread's live counts, indexed by thread: the progress display, and the
+    /// connections ended so far for a `--max-errors P%`.
+    pub progress: Box<[Progress]>,
     /// The request payload every worker sends.
     pub request: Arc<[u8]>,
     /// The next connection slot to claim; slots are numbered from 0 across all threads.
@@ -39,6 +45,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Connections ended so far over all threads (each thread's count is at most one
+    /// connection behind).
+    fn ended(&self) -> u64 {
+        self.progress.iter().map(|p| p.done.load(Relaxed)).sum()
+    }
+
     fn deadline(&self) -> Option<Instant> {
         // Durations are capped when parsed; a sum past Instant's range means "no deadline".
         self.bounds.duration.and_then(|d| self.start.checked_add(d))
@@ -46,7 +58,7 @@ impl Shared {
 
     /// Claims the next slot, or `None` when a bound is reached or the run is stopping.
     fn claim(&self) -> Option<u64> {
-        if self.stop.load(Relaxed) {
+        if self.stopper.stopping() {
             return None;
         }
         let slot = self.next_slot.0.fetch_add(1, Relaxed);
@@ -71,12 +83,11 @@ pub struct Progress {
 }
 
 /// Runs `workers` workers on a fresh single-threaded runtime and returns what they measured.
-pub fn run_thread(
-    shared: &Arc<Shared>,
-    workers: usize,
-    index: usize,
-    progress: &Arc<Progress>,
-) -> Recorder {
+///
+/// Each worker holds its scratch's `RefCell` borrow across its awaits, for its whole life:
+/// nothing else borrows a scratch until the LocalSet has dropped (or finished) its worker.
+#[allow(clippy::await_holding_refcell_ref)]
+pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorder {
     if shared.cfg.pin {
         // Best effort: a CPU set that forbids it leaves the thread where it is.
         let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(index));
@@ -89,15 +100,23 @@ pub fn run_thread(
     let recorder = Rc::new(RefCell::new(Recorder::default()));
     // Each thread starts its round-robin over source addresses at a different place.
     let source_turn = Rc::new(Cell::new(index));
-    let in_flight: Vec<InFlight> = (0..workers).map(|_| InFlight::default()).collect();
+    // Each worker's scratch outlives the worker: what a connection cut off after a stop
+    // had done (its phase, its bytes) is read from it once the workers are dropped.
+    let scratches: Vec<Rc<RefCell<Scratch>>> = (0..workers)
+        .map(|_| {
+            let s = Scratch::new(&shared.cfg, shared.request.clone());
+            Rc::new(RefCell::new(s))
+        })
+        .collect();
     local.block_on(&rt, async {
-        let handles: Vec<_> = in_flight
+        let handles: Vec<_> = scratches
             .iter()
-            .map(|slot| {
-                let (rec, turn, slot) = (recorder.clone(), source_turn.clone(), slot.clone());
-                let (shared, progress) = (shared.clone(), progress.clone());
+            .map(|scratch| {
+                let (rec, turn) = (recorder.clone(), source_turn.clone());
+                let (shared, scratch) = (shared.clone(), scratch.clone());
                 tokio::task::spawn_local(async move {
-                    worker(&shared, &rec, &turn, &progress, slot).await
+                    let mut scratch = scratch.borrow_mut();
+                    worker(&shared, &rec, &turn, index, &mut scratch).await
                 })
             })
             .collect();
@@ -107,7 +126,7 @@ pub fn run_thread(
             }
         };
         // Once stopped, connections in flight get a grace period to finish, then are cut.
-        let mut stop = shared.stop_signal.clone();
+        let mut stop = shared.stopper.subscribe();
         let cut = async {
             let _ = stop.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(STOP_GRACE).await;
@@ -117,13 +136,20 @@ pub fn run_thread(
             _ = cut => {}
         }
     });
-    // Dropping the LocalSet drops the workers still running, and with them their sockets.
+    // Dropping the LocalSet drops the workers still running, their sockets and their
+    // borrows of the scratches.
     drop(local);
     let mut recorder = Rc::try_unwrap(recorder)
         .expect("workers are done")
         .into_inner();
-    for (phase, start) in in_flight.iter().filter_map(|slot| slot.get()) {
+    for scratch in &scratches {
+        let s = scratch.borrow();
+        let Some((phase, start)) = s.in_flight else {
+            continue;
+        };
         recorder.attempted += 1;
+        recorder.bytes_sent += s.sent;
+        recorder.bytes_received += s.received;
         let ns = start.elapsed().as_nanos() as u64;
         recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
     }
@@ -131,18 +157,18 @@ pub fn run_thread(
 }
 
 /// The worker loop: claim a slot, wait for its scheduled start (open loop), run one
-/// connection, record it. Ends at a bound or on stop.
+/// connection, record it, and stop the run if its failure trips the error budget. Ends at
+/// a bound or on stop.
 async fn worker(
     shared: &Shared,
     rec: &RefCell<Recorder>,
     turn: &Cell<usize>,
-    progress: &Progress,
-    in_flight: InFlight,
+    thread: usize,
+    scratch: &mut Scratch,
 ) {
     let cfg = &shared.cfg;
-    let mut scratch = Scratch::new(cfg, shared.request.clone());
-    scratch.in_flight = in_flight;
-    let mut stop = shared.stop_signal.clone();
+    let progress = &shared.progress[thread];
+    let mut stop = shared.stopper.subscribe();
     let interval = cfg.load.rate().map(|r| 1e9 / r);
     let deadline = shared.deadline();
     while let Some(slot) = shared.claim() {
@@ -166,29 +192,34 @@ async fn worker(
             break;
         }
         let source = next_source(&cfg.socket.bind, turn);
-        scratch.in_flight.set(Some((Phase::Connect, start)));
+        scratch.start(start);
         let outcome = conn::run(
             cfg,
             shared.target,
             source,
             shared.ports.as_ref(),
             &mut stop,
-            &mut scratch,
+            scratch,
         )
         .await;
-        scratch.in_flight.set(None);
+        scratch.in_flight = None;
         record(
             &mut rec.borrow_mut(),
             progress,
-            &scratch,
+            scratch,
             start,
             scheduled,
             outcome,
         );
-        // A failure can come back without ever waiting (EADDRNOTAVAIL, EMFILE): without a
-        // yield this worker would loop on the thread and stall the other workers' echoes.
-        if outcome.is_err() {
+        if let Err(f) = outcome {
+            if shared.budget.failed(f, || shared.ended()) {
+                shared.stopper.stop();
+            }
+            // A failure can come back without ever waiting (EADDRNOTAVAIL, EMFILE): without
+            // a yield this worker would loop on the thread and stall the other workers.
             tokio::task::yield_now().await;
+        } else {
+            shared.budget.succeeded();
         }
     }
 }
@@ -205,6 +236,7 @@ fn record(
     r.attempted += 1;
     r.bytes_sent += scratch.sent;
     r.bytes_received += scratch.received;
+    r.farewell_bytes += scratch.farewell;
     match outcome {
         Ok(c) => {
             r.succeeded += 1;

@@ -382,6 +382,7 @@ fn counts(runs: &[Report]) -> Report {
     out.totals.failed = sum(|r| r.totals.failed);
     out.totals.bytes_sent = sum(|r| r.totals.bytes_sent);
     out.totals.bytes_received = sum(|r| r.totals.bytes_received);
+    out.totals.farewell_bytes = sum(|r| r.totals.farewell_bytes);
 
     let mut errors: BTreeMap<(String, String, Option<String>), ErrorCount> = BTreeMap::new();
     for e in runs.iter().flat_map(|r| &r.errors) {

@@ -51,8 +51,9 @@ pub struct Report {
     pub errors: Vec<ErrorCount>,
     /// A signal ended the run early: the figures cover what was done until then.
     pub interrupted: bool,
-    /// Why the run was stopped early for its errors (--max-errors, a target that is down).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the run was stopped early for its errors (--max-errors, a target that is down);
+    /// null when it was not.
+    #[serde(default)]
     pub aborted: Option<String>,
     pub latency: Latency,
     /// Open loop only: latency from each connection's scheduled start (coordinated omission
@@ -115,6 +116,10 @@ pub struct Totals {
     pub failed: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Of `bytes_received`, those the servers sent after the client's FIN (a half-close
+    /// farewell, `--close client`).
+    #[serde(default)]
+    pub farewell_bytes: u64,
 }
 
 /// Failures of one phase and kind.
@@ -248,6 +253,7 @@ impl Report {
                 failed: r.failed,
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
+                farewell_bytes: r.farewell_bytes,
             },
             rate_cps: if m.duration_s > 0.0 {
                 r.succeeded as f64 / m.duration_s

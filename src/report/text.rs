@@ -12,7 +12,7 @@ pub fn render(r: &Report) -> String {
     let t = &r.totals;
     let _ = writeln!(
         out,
-        "{} attempted, {} succeeded, {} failed in {:.3} s: {:.0} conn/s; {} B sent, {} B received{}",
+        "{} attempted, {} succeeded, {} failed in {:.3} s: {:.0} conn/s; {} B sent, {} B received{}{}",
         t.attempted,
         t.succeeded,
         t.failed,
@@ -20,6 +20,11 @@ pub fn render(r: &Report) -> String {
         r.rate_cps,
         t.bytes_sent,
         t.bytes_received,
+        if t.farewell_bytes > 0 {
+            format!(" ({} B farewell after our FIN)", t.farewell_bytes)
+        } else {
+            String::new()
+        },
         if r.interrupted {
             " (INTERRUPTED: partial figures)"
         } else {
@@ -279,5 +284,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("close client -> embedded server"), "{text}");
+        assert!(!text.contains("farewell"), "none came: {text}");
+    }
+
+    #[test]
+    fn farewell_bytes_are_shown_when_some_came() {
+        let mut r = fixture::report();
+        r.totals.farewell_bytes = 9;
+        let text = render(&r);
+        assert!(
+            text.contains("B received (9 B farewell after our FIN)"),
+            "{text}"
+        );
     }
 }

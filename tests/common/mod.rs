@@ -24,6 +24,17 @@ pub fn config(flags: &[&str]) -> RunConfig {
     RunConfig::from_args(&args).expect("flags are valid")
 }
 
+/// A loopback port that refuses connections: bound, never listening, so the kernel answers
+/// SYNs with RST and nobody else can take the port while the socket is held.
+pub fn refusing_port() -> (socket2::Socket, std::net::SocketAddr) {
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = holder.local_addr().unwrap().as_socket().unwrap();
+    (holder, addr)
+}
+
 /// The tcpbench binary under test.
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_tcpbench"))
