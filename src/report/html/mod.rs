@@ -141,6 +141,7 @@ fn time_wait_caption(series: &[Series<'_>], chart: &Chart) -> String {
             .filter(|t| !t.samples.is_empty())
     };
     let mut ticks: Vec<f64> = states().map(|t| t.interval_ms).collect();
+    ticks.sort_by(f64::total_cmp);
     ticks.dedup();
     let every = match ticks[..] {
         [ms] if ms > 0.0 => format!("every {} ms", fmt_num(ms)),
