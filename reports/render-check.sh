@@ -75,7 +75,7 @@ summary=$(printf '%s' "$dom" | tr '\n' ' ' | sed 's/</\n</g' | awk '
 echo "$summary"
 
 if [[ -n $shot ]]; then
-	timeout 120 "$chromium" "${flags[@]}" --hide-scrollbars --window-size=1200,4000 \
+	timeout 120 "$chromium" "${flags[@]}" --hide-scrollbars --window-size=1400,3000 \
 		"--screenshot=$(realpath -m "$shot")" "$url" >/dev/null 2>&1 || {
 		echo "render-check: chromium failed to take the screenshot" >&2
 		exit 1

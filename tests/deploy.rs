@@ -5,7 +5,9 @@
 //! agents write to and the merge step reads. The checks work on the files' text, so the tests
 //! at the end break a copy of it on purpose and expect the lint to say so. The flags the
 //! manifests pass must be in the binary's --help, and deploy/ssh-fanout.sh must pass `bash -n`
-//! (and shellcheck, where it is installed).
+//! (and shellcheck, where it is installed). The manifests must also validate against the
+//! Kubernetes API schemas: `kubernetes-validate --strict` from PyPI, installed into a venv of
+//! this test's own under target/ (its schemas ship in the package, so it checks offline).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -699,5 +701,141 @@ fn the_ssh_recipe_parses() {
             "shellcheck deploy/ssh-fanout.sh:\n{}",
             String::from_utf8_lossy(&out.stdout)
         ),
+    }
+}
+
+/// The kubernetes-validate release the manifests are checked with (its default schemas are
+/// Kubernetes 1.37's).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+/// `kubernetes-validate` from a venv under target/, made (and the package installed with pip)
+/// on first use. `Err` says why it could not be had.
+fn kubernetes_validate() -> Result<std::path::PathBuf, String> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-validate-venv");
+    let exe = venv.join("bin").join("kubernetes-validate");
+    let works = |exe: &Path| {
+        Command::new(exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&exe) {
+        return Ok(exe);
+    }
+    // A venv left half-made by an interrupted run is made again.
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            // pip's last line says what went wrong (no network, no such version).
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(format!("{cmd:?} failed: {}", last.trim()))
+        }
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--timeout",
+        "30",
+        KUBERNETES_VALIDATE,
+    ]))?;
+    if works(&exe) {
+        Ok(exe)
+    } else {
+        Err(format!(
+            "{} does not run after pip installed it",
+            exe.display()
+        ))
+    }
+}
+
+/// `kubernetes-validate --strict FILES`: its exit status and output.
+fn validate(exe: &Path, files: &[std::path::PathBuf]) -> (bool, String) {
+    let out = Command::new(exe)
+        .arg("--strict")
+        .args(files)
+        .output()
+        .expect("kubernetes-validate runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_manifests_match_the_kubernetes_api_schemas() {
+    let exe = match kubernetes_validate() {
+        Ok(exe) => exe,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("kubernetes-validate is required in CI: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "SKIPPED kubernetes-validate: cannot install it ({why}); pip install {KUBERNETES_VALIDATE}"
+            );
+            return;
+        }
+    };
+    let files = manifest_files();
+    let paths: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|(name, _)| Path::new(DEPLOY).join("k8s").join(name))
+        .collect();
+    let (ok, text) = validate(&exe, &paths);
+    assert!(ok, "kubernetes-validate --strict deploy/k8s:\n{text}");
+    // Every document was checked against a schema, none skipped as unknown.
+    let docs: usize = files
+        .iter()
+        .map(|(_, t)| YamlLoader::load_from_str(t).unwrap().len())
+        .sum();
+    assert_eq!(
+        text.matches(" passed for resource ").count(),
+        docs,
+        "{text}"
+    );
+
+    // The validator rejects what the API server would: a field no schema has (strict), a
+    // number where a number must be, a Job without its pod template.
+    let dir = tempfile::tempdir().unwrap();
+    let agents = &files.iter().find(|(f, _)| f == "agents.yaml").unwrap().1;
+    for (from, to, expect) in [
+        (
+            "completionMode: Indexed",
+            "completionMode: Indexed\n  parallelizm: 3",
+            "'parallelizm' was unexpected",
+        ),
+        (
+            "parallelism: 3",
+            "parallelism: three",
+            "'three' is not of type 'integer'",
+        ),
+        (
+            "  template:",
+            "  templates:",
+            "'template' is a required property",
+        ),
+    ] {
+        assert!(
+            agents.contains(from),
+            "agents.yaml no longer contains {from:?}"
+        );
+        let file = dir.path().join("agents.yaml");
+        std::fs::write(&file, agents.replacen(from, to, 1)).unwrap();
+        let (ok, text) = validate(&exe, &[file]);
+        assert!(
+            !ok && text.contains(expect),
+            "{from:?} -> {to:?}: wanted {expect:?}, got:\n{text}"
+        );
     }
 }

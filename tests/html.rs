@@ -20,8 +20,9 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `chromium --headless --dump-dom file://…`: the DOM after parsing, as Chromium serialises it.
-fn dump_dom(chromium: &Path, file: &Path, profile: &Path) -> String {
+/// `chromium --headless --dump-dom file://…` in a window of `size` pixels: the DOM after
+/// parsing (and after the page's scripts ran), as Chromium serialises it.
+fn dump_dom(chromium: &Path, file: &Path, profile: &Path, size: (u32, u32)) -> String {
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -29,7 +30,9 @@ fn dump_dom(chromium: &Path, file: &Path, profile: &Path) -> String {
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--no-first-run",
+            "--hide-scrollbars",
         ])
+        .arg(format!("--window-size={},{}", size.0, size.1))
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", file.display()))
@@ -98,7 +101,7 @@ fn chromium_renders_every_chart_of_a_real_run() {
         println!("SKIPPED: no chromium on PATH (apt-get install chromium)");
         return;
     };
-    let dom = dump_dom(&chromium, &file, &dir.path().join("profile"));
+    let dom = dump_dom(&chromium, &file, &dir.path().join("profile"), (1400, 3000));
     println!("{} rendered {} bytes of DOM", chromium.display(), dom.len());
     assert!(
         dom.contains("<title>tcpbench &lt;run&gt;</title>"),
@@ -112,16 +115,170 @@ fn chromium_renders_every_chart_of_a_real_run() {
     for (i, svg) in charts.iter().enumerate() {
         assert!(data_lines(svg) > 0, "chart {i} has no data line");
     }
-    // Latency and rate charts: one line per series, legend "a" and "b".
-    for i in [0, 1, 2, 3, 5] {
-        assert!(data_lines(charts[i]) >= 2, "chart {i}");
-        assert!(charts[i].contains(">\na\n</text>") || charts[i].contains(">a</text>"));
-        assert!(charts[i].contains(">\nb\n</text>") || charts[i].contains(">b</text>"));
+    // Every chart: one line per series, legend "a" and "b".
+    let legend = |svg: &str, label: &str| {
+        svg.contains(&format!(">\n{label}\n</text>")) || svg.contains(&format!(">{label}</text>"))
+    };
+    for (i, svg) in charts.iter().enumerate() {
+        assert!(data_lines(svg) >= 2, "chart {i}");
+        assert!(legend(svg, "a") && legend(svg, "b"), "chart {i}");
     }
-    // TIME_WAIT: the client side of both series (the server's when it was counted).
-    assert!(charts[4].contains("a client") && charts[4].contains("b client"));
-    if report.tcp_states.server_observed {
-        assert!(charts[4].contains("a server") && charts[4].contains("b server"));
-    }
+    // TIME_WAIT: each series' namespace total on every tick, the exact per-side counts as
+    // marks, a circle per client-side count (and a triangle per server-side one).
+    let ticks = report.tcp_states.samples.len();
+    let exact = |side: fn(&tcpbench::observe::sampler::Sample) -> bool| {
+        report.tcp_states.samples.iter().filter(|s| side(s)).count()
+    };
+    assert!(ticks > 2, "{:?}", report.tcp_states);
+    assert_eq!(inspect::data_lines(charts[4], ticks), 2);
+    assert_eq!(
+        inspect::coloured(charts[4], "circle"),
+        2 * exact(|s| s.client.is_some())
+    );
+    assert_eq!(
+        inspect::coloured(charts[4], "polygon"),
+        2 * exact(|s| s.server.is_some())
+    );
     assert!(!dom.contains("no data"));
+}
+
+/// A script that measures the page as laid out and leaves the result in the DOM for
+/// --dump-dom: `<output id="layout">` holding `key=value` lines.
+const MEASURE: &str = r#"<script>
+(function () {
+  const out = [];
+  const doc = document.documentElement;
+  out.push("viewport=" + doc.clientWidth + "x" + window.innerHeight);
+  document.querySelectorAll("pre").forEach(function (p, i) {
+    out.push("pre" + i + ".overflow=" + (p.scrollWidth - p.clientWidth));
+  });
+  document.querySelectorAll("figure.chart").forEach(function (f, i) {
+    const r = f.getBoundingClientRect();
+    out.push("figure" + i + ".right=" + Math.round(r.right + window.scrollX));
+    out.push("figure" + i + ".bottom=" + Math.round(r.bottom + window.scrollY));
+  });
+  out.push("page.width=" + doc.scrollWidth);
+  const o = document.createElement("output");
+  o.id = "layout";
+  o.textContent = out.join("\n");
+  document.body.appendChild(o);
+})();
+</script>
+"#;
+
+/// The `key=value` lines the [`MEASURE`] script left in the DOM.
+fn layout(dom: &str) -> std::collections::BTreeMap<String, String> {
+    let text = dom
+        .split("<output id=\"layout\">")
+        .nth(1)
+        .and_then(|s| s.split("</output>").next())
+        .unwrap_or_else(|| panic!("the script left no layout: {dom:.2000}"));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn num(layout: &std::collections::BTreeMap<String, String>, key: &str) -> i64 {
+    layout
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in {layout:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// A matrix page of four scenarios and a run page with its text summary, as a browser lays
+/// them out: at 1400x3000 every chart of the matrix (the rate chart last) is on the screen;
+/// at 1400 and at 800 pixels wide nothing sticks out sideways and the summary's `<pre>`
+/// wraps instead of hiding its long lines behind a scrollbar.
+#[test]
+fn pages_fit_the_window() {
+    let report = {
+        let _g = common::heavy();
+        let cfg = common::config(&["--conns", "2000", "--close", "client"]);
+        tcpbench::run(&cfg, true).expect("run completes")
+    };
+    let Some(chromium) = chromium() else {
+        println!("SKIPPED: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let names = ["client", "server", "rst", "linger 1s"];
+    let mut run = report.clone();
+    run.warnings.push(format!(
+        "preflight: {}",
+        "a long warning that must wrap ".repeat(12)
+    ));
+    let m = tcpbench::matrix::Matrix {
+        schema: tcpbench::matrix::SCHEMA.into(),
+        file: "reports/scenarios/close-modes.toml".into(),
+        scenarios: names
+            .iter()
+            .map(|n| tcpbench::matrix::Outcome {
+                name: n.to_string(),
+                args: ["--conns", "20000", "--concurrency", "16", "--isolate"]
+                    .map(String::from)
+                    .to_vec(),
+                report: run.clone(),
+            })
+            .collect(),
+    };
+    let series: Vec<Series> = m
+        .scenarios
+        .iter()
+        .map(|s| Series {
+            label: &s.name,
+            report: &s.report,
+        })
+        .collect();
+    let matrix_page = html::render(
+        "tcpbench matrix",
+        &tcpbench::matrix::render_html_table(&m),
+        &series,
+    );
+    let summary = tcpbench::report::table::escape(&tcpbench::report::text::render(&run));
+    // The header's longest line, as a run with many flags prints it.
+    let summary = format!("{}\n{summary}", "config: --flag value ".repeat(20));
+    let run_page = html::render(
+        "tcpbench run",
+        &format!("<pre>{summary}</pre>"),
+        &[Series {
+            label: "run",
+            report: &run,
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, page) in [("matrix", &matrix_page), ("run", &run_page)] {
+        let file = dir.path().join(format!("{name}.html"));
+        std::fs::write(&file, page.replace("</body>", &format!("{MEASURE}</body>"))).unwrap();
+        for width in [1400, 800] {
+            let dom = dump_dom(&chromium, &file, &dir.path().join("profile"), (width, 3000));
+            let l = layout(&dom);
+            println!("{name} at {width}: {l:?}");
+            let inner: i64 = l["viewport"].split('x').next().unwrap().parse().unwrap();
+            assert!(inner <= width as i64 && inner > width as i64 / 2, "{l:?}");
+            assert!(
+                num(&l, "page.width") <= inner,
+                "{name} at {width}: wider than the window: {l:?}"
+            );
+            for i in 0..6 {
+                assert!(
+                    num(&l, &format!("figure{i}.right")) <= inner,
+                    "{name} at {width}: chart {i}: {l:?}"
+                );
+            }
+            if name == "run" {
+                assert_eq!(
+                    num(&l, "pre0.overflow"),
+                    0,
+                    "{name} at {width}: the summary scrolls: {l:?}"
+                );
+            }
+            if name == "matrix" && width == 1400 {
+                assert!(
+                    num(&l, "figure5.bottom") <= 3000,
+                    "the rate chart is cut off: {l:?}"
+                );
+            }
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! compare's renderers: the figures and thresholds tables, and the text, Markdown, JSON and
 //! HTML forms of a [`Comparison`].
 
-use super::Comparison;
 use super::threshold::change_pct;
+use super::{Comparison, Verdict};
+use crate::report::figures;
 use crate::report::table::{Table, number};
 
 /// The figures table: figure, baseline, candidate, delta, ratio, verdict; with runs on
@@ -148,18 +149,110 @@ pub fn render_json(c: &Comparison) -> String {
     serde_json::to_string_pretty(c).expect("a comparison serializes")
 }
 
-/// The HTML report's table part.
+/// The HTML report's table part: the verdict (coloured), the headline, the config changes,
+/// then both tables with FAILS and worse in red, better in green, and each figure's unit.
 pub fn render_html_table(c: &Comparison) -> String {
     use crate::report::table::escape;
     let warnings: String = machine_lines(c)
         .iter()
         .map(|l| format!("<p class=\"error\"><strong>{}</strong></p>\n", escape(l)))
         .collect();
-    format!(
-        "{warnings}<p><strong>{}</strong></p>\n<p>{}</p>\n{}\n{}",
+    let pass = c.failed().next().is_none();
+    let mut out = format!(
+        "{warnings}<p><strong class=\"{}\">{}</strong></p>\n<p>{}</p>\n",
+        if pass { "pass" } else { "fail" },
         escape(&verdict_line(c)),
-        escape(&headline(c)),
-        threshold_table(c).to_html(),
-        table(c).to_html()
-    )
+        escape(&headline(c))
+    );
+    if !c.config_changes.is_empty() {
+        out.push_str("<p>config changes:</p>\n<ul>\n");
+        for change in &c.config_changes {
+            out.push_str(&format!("<li><code>{}</code></li>\n", escape(change)));
+        }
+        out.push_str("</ul>\n");
+    }
+    let outcome = threshold_table(c).headers.len() - 1;
+    out.push_str(&threshold_table(c).to_html_with(|r, col| {
+        (col == outcome && c.thresholds[r].outcome == "fails").then_some("fails")
+    }));
+    let mut figures = table(c);
+    for (row, r) in figures.rows.iter_mut().zip(&c.rows) {
+        let unit = figures::unit(&r.figure);
+        if !unit.is_empty() {
+            row[0] = format!("{} ({unit})", r.figure);
+        }
+    }
+    let verdict = figures.headers.len() - 1;
+    out.push('\n');
+    out.push_str(&figures.to_html_with(|r, col| {
+        (col == verdict)
+            .then_some(match c.rows[r].verdict {
+                Verdict::Worse => Some("worse"),
+                Verdict::Better => Some("better"),
+                _ => None,
+            })
+            .flatten()
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{compare, threshold};
+    use crate::report::fixture;
+
+    #[test]
+    fn html_colours_verdicts_and_carries_units_and_config_changes() {
+        let base = fixture::report();
+        let mut cand = base.clone();
+        cand.config.payload = 1000;
+        cand.latency.echo.p50_us *= 2.0;
+        cand.rate_cps *= 2.0;
+        let t = vec![threshold::parse("echo.p50>+25%").unwrap()];
+        let c = compare(("a.json", &base), ("b.json", &cand), &t, true).unwrap();
+        let html = render_html_table(&c);
+        assert!(
+            html.contains("<strong class=\"fail\">FAIL: echo.p50&gt;+25%</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<li><code>payload: 64 vs 1000</code></li>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"num fails\">FAILS</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>echo.p50 (µs)</td>"), "{html}");
+        assert!(html.contains("<td>rate_cps (conn/s)</td>"), "{html}");
+        // Twice the latency is worse, twice the rate better; an unchanged figure has no colour.
+        let row = |figure: &str| {
+            let start = html.find(&format!("<td>{figure} (")).unwrap();
+            html[start..].split("</tr>").next().unwrap().to_string()
+        };
+        assert!(
+            row("echo.p50").ends_with("<td class=\"num worse\">worse</td>"),
+            "{html}"
+        );
+        assert!(
+            row("rate_cps").ends_with("<td class=\"num better\">better</td>"),
+            "{html}"
+        );
+        assert!(
+            row("connect.p50").ends_with("<td class=\"num\">same</td>"),
+            "{html}"
+        );
+        // What text and Markdown show, the page shows.
+        assert!(render_text(&c).contains("payload: 64 vs 1000"));
+        assert!(render_markdown(&c).contains("payload: 64 vs 1000"));
+
+        let same = compare(("a.json", &base), ("b.json", &base), &t, false).unwrap();
+        let html = render_html_table(&same);
+        assert!(html.contains("<strong class=\"pass\">PASS"), "{html}");
+        assert!(
+            !html.contains("config changes") && !html.contains("FAILS"),
+            "{html}"
+        );
+    }
 }

@@ -69,6 +69,21 @@ fn legend(m: &Matrix) -> Vec<String> {
         .collect()
 }
 
+/// Every scenario's warnings (preflight's among them), each once, with the scenarios that
+/// gave it, in the order they first appear.
+fn warnings(m: &Matrix) -> Vec<(Vec<&str>, &str)> {
+    let mut out: Vec<(Vec<&str>, &str)> = Vec::new();
+    for s in &m.scenarios {
+        for w in &s.report.warnings {
+            match out.iter_mut().find(|(_, seen)| *seen == w.as_str()) {
+                Some((names, _)) => names.push(&s.name),
+                None => out.push((vec![&s.name], w)),
+            }
+        }
+    }
+    out
+}
+
 pub fn render_text(m: &Matrix) -> String {
     let mut out = format!("tcpbench matrix {}\n", m.file);
     for l in legend(m) {
@@ -76,10 +91,8 @@ pub fn render_text(m: &Matrix) -> String {
     }
     out.push('\n');
     out.push_str(&table(m).to_text());
-    for s in &m.scenarios {
-        for w in &s.report.warnings {
-            out.push_str(&format!("warning ({}): {w}\n", s.name));
-        }
+    for (names, w) in warnings(m) {
+        out.push_str(&format!("warning ({}): {w}\n", names.join(", ")));
     }
     out
 }
@@ -91,6 +104,13 @@ pub fn render_markdown(m: &Matrix) -> String {
     }
     out.push('\n');
     out.push_str(&table(m).to_markdown());
+    let warnings = warnings(m);
+    if !warnings.is_empty() {
+        out.push('\n');
+    }
+    for (names, w) in warnings {
+        out.push_str(&format!("- ⚠️ ({}) {w}\n", names.join(", ")));
+    }
     out
 }
 
@@ -106,6 +126,18 @@ pub fn render_html_table(m: &Matrix) -> String {
     }
     out.push_str("</ul>\n");
     out.push_str(&table(m).to_html());
+    let warnings = warnings(m);
+    if !warnings.is_empty() {
+        out.push_str("<ul class=\"warnings\">\n");
+        for (names, w) in warnings {
+            out.push_str(&format!(
+                "<li>warning ({}): {}</li>\n",
+                escape(&names.join(", ")),
+                escape(w)
+            ));
+        }
+        out.push_str("</ul>\n");
+    }
     out
 }
 
@@ -139,5 +171,48 @@ mod tests {
         let text = render_text(&m);
         assert!(text.contains("b: tcpbench run --close rst"), "{text}");
         assert!(render_markdown(&m).contains("| figure | a | b |"));
+        assert!(!text.contains("warning"), "{text}");
+    }
+
+    #[test]
+    fn every_form_carries_every_warning() {
+        let r = crate::report::fixture::report();
+        let with = |warnings: &[&str]| {
+            let mut r = r.clone();
+            r.warnings = warnings.iter().map(|w| w.to_string()).collect();
+            r
+        };
+        let outcome = |name: &str, report| Outcome {
+            name: name.into(),
+            args: vec![],
+            report,
+        };
+        let m = Matrix {
+            schema: SCHEMA.into(),
+            file: "s.toml".into(),
+            scenarios: vec![
+                outcome("a", with(&["preflight: <few> ports"])),
+                outcome("b", with(&["preflight: <few> ports", "only b's"])),
+                outcome("c", with(&[])),
+            ],
+        };
+        let text = render_text(&m);
+        assert!(
+            text.contains("warning (a, b): preflight: <few> ports\n")
+                && text.contains("warning (b): only b's\n"),
+            "{text}"
+        );
+        let md = render_markdown(&m);
+        assert!(
+            md.contains("- ⚠️ (a, b) preflight: <few> ports\n")
+                && md.contains("- ⚠️ (b) only b's\n"),
+            "{md}"
+        );
+        let html = render_html_table(&m);
+        assert!(
+            html.contains("<li>warning (a, b): preflight: &lt;few&gt; ports</li>")
+                && html.contains("<li>warning (b): only b&#39;s</li>"),
+            "{html}"
+        );
     }
 }

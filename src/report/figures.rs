@@ -83,6 +83,21 @@ pub fn better(name: &str) -> Better {
     }
 }
 
+/// What a figure counts or measures, for a table's figure column.
+pub fn unit(name: &str) -> &'static str {
+    match name {
+        "rate_cps" => "conn/s",
+        "errors" => "failed connections",
+        "cpu.us_per_conn" => "µs/conn",
+        _ => match name.split_once('.') {
+            Some(("time_wait", _)) => "sockets",
+            Some(("counters", _)) => "count",
+            _ if better(name) == Better::Lower => "µs",
+            _ => "",
+        },
+    }
+}
+
 /// Whether `name` is a figure a report can have (counters: any name).
 pub fn known(name: &str) -> bool {
     if matches!(
@@ -161,6 +176,11 @@ mod tests {
         assert_eq!(better("rate_cps"), Better::Higher);
         assert_eq!(better("time_wait.peak_client"), Better::Neither);
         assert!(!known("connect.p42") && !known("rate") && known("counters.TW"));
+        // Every figure a report has names its unit.
+        assert!(f.keys().all(|k| !unit(k).is_empty()), "{f:?}");
+        assert_eq!(unit("connect.p99"), "µs");
+        assert_eq!(unit("rate_cps"), "conn/s");
+        assert_eq!(unit("time_wait.peak_server"), "sockets");
     }
 
     #[test]

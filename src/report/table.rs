@@ -96,19 +96,30 @@ impl Table {
     }
 
     pub fn to_html(&self) -> String {
+        self.to_html_with(|_, _| None)
+    }
+
+    /// The HTML form with `class(row, column)` as the class of a body cell (a verdict's
+    /// colour); a number column's cells keep `num` as well.
+    pub fn to_html_with(&self, class: impl Fn(usize, usize) -> Option<&'static str>) -> String {
         let esc = escape;
         let mut out = String::from("<table>\n<thead><tr>");
         for h in &self.headers {
             let _ = write!(out, "<th>{}</th>", esc(h));
         }
         out.push_str("</tr></thead>\n<tbody>\n");
-        for row in &self.rows {
+        for (r, row) in self.rows.iter().enumerate() {
             out.push_str("<tr>");
             for (c, v) in row.iter().enumerate() {
-                if c < self.label_columns {
+                let classes: Vec<&str> = (c >= self.label_columns)
+                    .then_some("num")
+                    .into_iter()
+                    .chain(class(r, c))
+                    .collect();
+                if classes.is_empty() {
                     let _ = write!(out, "<td>{}</td>", esc(v));
                 } else {
-                    let _ = write!(out, "<td class=\"num\">{}</td>", esc(v));
+                    let _ = write!(out, "<td class=\"{}\">{}</td>", classes.join(" "), esc(v));
                 }
             }
             out.push_str("</tr>\n");
@@ -185,6 +196,10 @@ mod tests {
         let html = sample().to_html();
         assert!(html.contains("<td>x|&lt;y&gt;</td>"), "{html}");
         assert!(html.contains("<td class=\"num\">2000</td>"), "{html}");
+        let html = sample().to_html_with(|r, c| (r == 1).then_some(["a", "b", "c"][c]));
+        assert!(html.contains("<td>rate_cps</td>"), "{html}");
+        assert!(html.contains("<td class=\"a\">x|&lt;y&gt;</td>"), "{html}");
+        assert!(html.contains("<td class=\"num b\">1</td>"), "{html}");
     }
 
     #[test]

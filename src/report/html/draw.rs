@@ -5,9 +5,12 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::LABEL_FONT;
 use super::axis::Axis;
-use super::charts::Chart;
-use super::{HEIGHT, LABEL_FONT, WIDTH};
+use super::charts::{Chart, Mark};
+
+/// The radius of a mark (a sample known only where it was taken), in pixels.
+const MARK_SIZE: i32 = 4;
 
 /// A linear f64 axis with the ticks of an [`Axis`]. (plotters' own `with_key_points` keeps
 /// `RangedCoordf64`'s `NoDefaultFormatting`, which leaves the mesh without a label formatter.)
@@ -60,7 +63,8 @@ pub(super) fn draw_into(
     chart: &Chart,
 ) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     let (x, y) = (&chart.x, &chart.y);
-    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    let size = (chart.size.width, chart.size.height);
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE)?;
     let mut ctx = ChartBuilder::on(&root)
         .margin(14)
@@ -89,29 +93,43 @@ pub(super) fn draw_into(
             .iter()
             .map(|&(px, py)| (px.clamp(x.lo, x.hi), py.clamp(y.lo, y.hi)))
             .collect();
-        let style = c.stroke_width(2);
-        let anno = if line.dashed {
-            ctx.draw_series(DashedLineSeries::new(points.clone(), 7, 5, style))?
-        } else {
-            ctx.draw_series(LineSeries::new(points.clone(), style))?
+        let anno = match line.mark {
+            Mark::Line => ctx.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?,
+            Mark::Circle => ctx.draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, MARK_SIZE, c.filled())),
+            )?,
+            Mark::Triangle => ctx.draw_series(
+                points
+                    .iter()
+                    .map(|&p| TriangleMarker::new(p, MARK_SIZE + 1, c.filled())),
+            )?,
         };
-        // Legend glyphs are filled rectangles, so every coloured <polyline> is data.
-        if line.dashed {
-            anno.legend(move |(lx, ly)| {
-                EmptyElement::at((lx, ly))
-                    + Rectangle::new([(0, -1), (6, 2)], c.filled())
-                    + Rectangle::new([(10, -1), (16, 2)], c.filled())
-                    + Rectangle::new([(20, -1), (24, 2)], c.filled())
-            })
-        } else {
-            anno.legend(move |(lx, ly)| {
-                EmptyElement::at((lx, ly)) + Rectangle::new([(0, -1), (24, 2)], c.filled())
-            })
+        // Legend glyphs are filled rectangles (a line) or a mark's own shape, so every
+        // coloured <polyline> is data.
+        if let Some(label) = &line.label {
+            match line.mark {
+                Mark::Line => anno.legend(move |(lx, ly)| {
+                    EmptyElement::at((lx, ly)) + Rectangle::new([(0, -1), (24, 2)], c.filled())
+                }),
+                Mark::Circle => anno.legend(move |(lx, ly)| {
+                    EmptyElement::at((lx, ly)) + Circle::new((12, 0), MARK_SIZE, c.filled())
+                }),
+                Mark::Triangle => anno.legend(move |(lx, ly)| {
+                    EmptyElement::at((lx, ly))
+                        + TriangleMarker::new((12, 0), MARK_SIZE + 1, c.filled())
+                }),
+            }
+            .label(label.as_str());
         }
-        .label(line.label.as_str());
-        if points.len() == 1 {
+        if line.mark == Mark::Line && points.len() == 1 {
             // A one-point line is invisible: mark the point.
-            ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+            ctx.draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, MARK_SIZE, c.filled())),
+            )?;
         }
     }
 
@@ -123,7 +141,7 @@ pub(super) fn draw_into(
             .pos(Pos::new(HPos::Center, VPos::Center));
         ctx.plotting_area()
             .draw(&Text::new("no data", centre, style))?;
-    } else {
+    } else if chart.lines.iter().any(|l| l.label.is_some()) {
         ctx.configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
             .label_font(("sans-serif", LABEL_FONT))

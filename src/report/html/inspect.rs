@@ -20,11 +20,25 @@ pub fn data_lines(svg: &str, min_points: usize) -> usize {
         .skip(1)
         .map(|t| t.split('>').next().unwrap_or(""))
         .filter(|t| {
-            let stroke = attr(t, "stroke").unwrap_or("").to_ascii_lowercase();
-            let grey =
-                stroke.len() == 7 && stroke[1..3] == stroke[3..5] && stroke[3..5] == stroke[5..7];
             let n = attr(t, "points").unwrap_or("").split_whitespace().count();
-            !grey && n >= min_points
+            !grey(attr(t, "stroke").unwrap_or("")) && n >= min_points
         })
+        .count()
+}
+
+/// Whether a colour attribute is a grey (or black or white): the mesh, the frame and the
+/// legend's box are, no series is.
+fn grey(colour: &str) -> bool {
+    let c = colour.to_ascii_lowercase();
+    !(c.len() == 7 && c.starts_with('#')) || (c[1..3] == c[3..5] && c[3..5] == c[5..7])
+}
+
+/// The coloured elements `<tag …>` of a chart, by their fill: `circle` and `polygon` are the
+/// marks of data points (and of a legend entry for marks), `rect` the legend's line glyphs.
+pub fn coloured(svg: &str, tag: &str) -> usize {
+    svg.split(&format!("<{tag} "))
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap_or(""))
+        .filter(|t| !grey(attr(t, "fill").unwrap_or("none")))
         .count()
 }
