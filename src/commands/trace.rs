@@ -6,7 +6,7 @@ use crate::output::{Format, Outputs};
 use crate::trace::{self, TraceError};
 
 pub fn trace(args: &TraceArgs) -> anyhow::Result<u8> {
-    let cfg = crate::cli::run_config(&args.run_flags())?;
+    let cfg = crate::config::RunConfig::for_trace(args)?;
     let outputs = Outputs::new(Format::Text)
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--svg", Format::Svg, args.svg.as_deref())?;

@@ -151,7 +151,7 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
                 .unwrap_or((String::new(), s.span().start));
             UsageError(format!("{} (scenario \"{name}\"):{key} {msg}", at(offset)))
         };
-        let config = crate::cli::run_config(&argv).map_err(|e| blame(&e.0))?;
+        let config = run_config(&argv).map_err(|e| blame(&e.0))?;
         out.push(Scenario {
             name,
             args: argv,
@@ -249,6 +249,21 @@ fn to_flags(
         // `--key=value`: a value that starts with '-' stays a value.
         v => Ok(vec![format!("{flag}={}", scalar(v)?)]),
     }
+}
+
+/// A run configuration from `run` flags written as text (a scenario file is text), parsed and
+/// checked by the same clap and resolve code as the command line.
+fn run_config(flags: &[String]) -> Result<RunConfig, UsageError> {
+    use clap::Parser;
+    let argv = ["tcpbench", "run", "--quiet"]
+        .into_iter()
+        .map(String::from)
+        .chain(flags.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| UsageError(crate::cli::one_line(&e)))?;
+    let Some(crate::cli::Command::Run(run)) = cli.command else {
+        unreachable!("`run` was given")
+    };
+    RunConfig::from_args(&run)
 }
 
 #[cfg(test)]

@@ -1,0 +1,436 @@
+//! Flags -> validated configuration, once: `run`'s and `serve`'s arguments become a
+//! [`RunConfig`] or a [`ServerConfig`], every error one line that names the flag and the fix.
+//!
+//! `RunConfig::from_args` is assembled from sections, each checking its own flags: the load
+//! model, the agent's share, the target (and the embedded server), and the client's socket.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{PortArg, RunArgs, ServeArgs, TraceArgs};
+use crate::config::*;
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+fn cpus() -> usize {
+    crate::cpu::count()
+}
+
+fn linger_secs(secs: Option<u32>) -> Option<Duration> {
+    secs.map(|s| Duration::from_secs(s.into()))
+}
+
+impl ServerConfig {
+    /// `tcpbench serve`'s flags, validated.
+    pub fn from_serve_args(a: &ServeArgs) -> Result<Self, UsageError> {
+        let cfg = ServerConfig {
+            listen: a.listen,
+            backlog: a.backlog,
+            reuseaddr: !a.no_reuseaddr,
+            reuseport: a.reuseport,
+            workers: a.workers,
+            pin: a.pin,
+            linger: linger_secs(a.linger),
+            close: a.close,
+            close_after: a.close_after,
+            farewell: a.farewell,
+            nodelay: a.nodelay,
+            max_conns: a.max_conns,
+            idle_timeout: a.idle_timeout,
+            max_payload: a.max_payload,
+            accept_delay: a.accept_delay.filter(|d| !d.is_zero()),
+            echo_delay: a.echo_delay.filter(|d| !d.is_zero()),
+        };
+        cfg.validate("")?;
+        Ok(cfg)
+    }
+
+    /// Checks shared by `serve` and the embedded server; `prefix` is "" or "server-".
+    fn validate(&self, prefix: &str) -> Result<(), UsageError> {
+        if self.workers == 0 {
+            return usage(format!("--{prefix}workers must be at least 1"));
+        }
+        if self.backlog == 0 {
+            return usage(format!("--{prefix}backlog must be at least 1"));
+        }
+        if self.max_conns == Some(0) {
+            return usage("--max-conns must be at least 1");
+        }
+        if self.max_payload == Some(0) {
+            return usage(
+                "--max-payload 0 would close every connection at its first byte; give at least 1, or drop it for no cap",
+            );
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return usage(
+                "--idle-timeout 0s would close connections at random; give a time longer than 0s, or drop it for no limit",
+            );
+        }
+        if self.close == ServerClose::Rst && self.linger.is_some_and(|l| !l.is_zero()) {
+            return usage(format!(
+                "--{prefix}close rst already closes with SO_LINGER 0; drop --{prefix}linger"
+            ));
+        }
+        if self.close == ServerClose::Wait && self.close_after.is_some() {
+            return usage("--close-after needs --close first or --close rst");
+        }
+        Ok(())
+    }
+}
+
+impl RunConfig {
+    /// `tcpbench run`'s flags, validated: each section checks its own flags.
+    pub fn from_args(a: &RunArgs) -> Result<Self, UsageError> {
+        let load = load_model(a)?;
+        check_times(a)?;
+        let (bounds, load, agent) = agent_share(a, load)?;
+        check_exchange(a)?;
+        check_namespace(a)?;
+        if a.threads == Some(0) {
+            return usage("--threads must be at least 1");
+        }
+        let threads = a.threads.unwrap_or(cpus()).min(a.concurrency);
+        // Pinning pairs client and server threads; alone, a client has nothing to pair with.
+        let pin = !a.no_pin && (a.pin || a.target.is_none());
+        let target = target(a, threads, pin)?;
+        let socket = client_socket(a, &target)?;
+        let expect_farewell = expect_farewell(a, &target)?;
+        Ok(RunConfig {
+            target,
+            load,
+            bounds,
+            warmup: warmup(a),
+            payload: a.payload,
+            requests: a.requests,
+            hold: a.hold.filter(|h| !h.is_zero()),
+            socket,
+            expect_farewell,
+            threads,
+            pin,
+            max_errors: a.max_errors,
+            isolate: a.isolate,
+            sysctls: a.sysctl.clone(),
+            sample_interval: a.sample_interval,
+            drain: a.drain,
+            start_at: a.start_at,
+            agent,
+        })
+    }
+
+    /// The embedded server, its close policy following the client's close mode unless given.
+    /// One server worker per client thread by default: with more workers than flows, a
+    /// connection often lands on a sleeping worker and pays for waking it (measured: 1 flow
+    /// ran at half the rate with 2 SO_REUSEPORT workers; 16 flows 20% faster).
+    fn embedded_server(a: &RunArgs, threads: usize, pin: bool) -> Result<ServerConfig, UsageError> {
+        let s = &a.server;
+        let close = s.server_close.unwrap_or(match a.close {
+            CloseMode::Client | CloseMode::ClientNowait | CloseMode::Rst => ServerClose::Wait,
+            CloseMode::Server => ServerClose::First,
+        });
+        if s.server_farewell.is_some_and(|f| f > 0) && a.close != CloseMode::Client {
+            return usage(
+                "--server-farewell is read by the client's close phase; use it with --close client",
+            );
+        }
+        if a.close == CloseMode::Server && close == ServerClose::Wait {
+            return usage(
+                "--close server with --server-close wait would hang (each side waits for the other's FIN); use --server-close first",
+            );
+        }
+        let defaults = ServerConfig::default();
+        let cfg = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backlog: s.server_backlog.unwrap_or(defaults.backlog),
+            reuseaddr: !s.server_no_reuseaddr,
+            reuseport: !s.server_no_reuseport,
+            workers: s.server_workers.unwrap_or(threads),
+            pin,
+            linger: linger_secs(s.server_linger),
+            close,
+            // The server's "first message" is everything this client will send.
+            close_after: (close != ServerClose::Wait)
+                .then(|| a.payload as u64 * u64::from(a.requests)),
+            farewell: s.server_farewell.unwrap_or(0),
+            nodelay: s.server_nodelay,
+            accept_delay: s.server_accept_delay.filter(|d| !d.is_zero()),
+            echo_delay: s.server_echo_delay.filter(|d| !d.is_zero()),
+            ..defaults
+        };
+        cfg.validate("server-")?;
+        Ok(cfg)
+    }
+}
+
+/// The load model: closed loop with `--concurrency` workers, or open loop at `--rate`.
+fn load_model(a: &RunArgs) -> Result<LoadModel, UsageError> {
+    if a.concurrency == 0 || a.concurrency > MAX_CONCURRENCY {
+        return usage(format!("--concurrency must be from 1 to {MAX_CONCURRENCY}"));
+    }
+    match a.rate {
+        None => Ok(LoadModel::Closed {
+            concurrency: a.concurrency,
+        }),
+        Some(r) if (MIN_RATE..=MAX_RATE).contains(&r) => Ok(LoadModel::Open {
+            rate: r,
+            concurrency: a.concurrency,
+        }),
+        Some(r) => usage(format!(
+            "--rate {r:e} is out of range; give {MIN_RATE} to {MAX_RATE:.0} connections/s"
+        )),
+    }
+}
+
+/// Timeouts, the target's port and `--start-at`: values that would fail or wait at once.
+fn check_times(a: &RunArgs) -> Result<(), UsageError> {
+    if a.connect_timeout.is_zero() || a.io_timeout.is_zero() {
+        let flag = if a.connect_timeout.is_zero() {
+            "--connect-timeout"
+        } else {
+            "--io-timeout"
+        };
+        return usage(format!(
+            "{flag} 0s would fail every connection at once; give a time longer than 0s"
+        ));
+    }
+    if let Some(t) = a.target
+        && t.port() == 0
+    {
+        return usage(format!(
+            "--target {t}: port 0 is no server's port; give the port the server listens on"
+        ));
+    }
+    if let Some(at) = a.start_at
+        && at
+            .duration_since(std::time::SystemTime::now())
+            .is_ok_and(|ahead| ahead > MAX_START_AHEAD)
+    {
+        return usage(format!(
+            "--start-at {} is more than a day ahead; give a time within a day, or +D from now",
+            humantime::format_rfc3339_seconds(at)
+        ));
+    }
+    Ok(())
+}
+
+/// The run's bounds, and this agent's share of the connections and the rate when it is one
+/// of `--agents`.
+fn agent_share(
+    a: &RunArgs,
+    load: LoadModel,
+) -> Result<(Bounds, LoadModel, Option<Agent>), UsageError> {
+    let mut bounds = Bounds {
+        conns: a.conns.or(if a.duration.is_none() {
+            Some(10_000)
+        } else {
+            None
+        }),
+        duration: a.duration,
+    };
+    let mut load = load;
+    let agent = match (a.agents, a.agent_index) {
+        (None, _) if a.agent_id.is_none() => None,
+        (Some(0), _) => return usage("--agents must be at least 1"),
+        (Some(n), Some(i)) if i >= n => {
+            return usage(format!(
+                "--agent-index {i} is not one of --agents {n} (they count from 0 to {})",
+                n - 1
+            ));
+        }
+        (agents, index) => {
+            let (agents, index) = (agents.unwrap_or(1), index.unwrap_or(0));
+            let agent = Agent {
+                id: a
+                    .agent_id
+                    .clone()
+                    .unwrap_or_else(crate::environment::hostname),
+                index,
+                agents,
+                total_conns: bounds.conns,
+                total_rate: load.rate(),
+            };
+            if let Some(total) = bounds.conns {
+                let mine = share(total, index, agents);
+                if mine == 0 {
+                    return usage(format!(
+                        "--conns {total} over --agents {agents} leaves agent {index} nothing; give at least one connection per agent"
+                    ));
+                }
+                bounds.conns = Some(mine);
+            }
+            if let LoadModel::Open { rate, concurrency } = load {
+                load = LoadModel::Open {
+                    rate: rate / f64::from(agents),
+                    concurrency,
+                };
+            }
+            Some(agent)
+        }
+    };
+    if bounds.conns == Some(0) {
+        return usage("--conns must be at least 1");
+    }
+    if bounds.duration.is_some_and(|d| d.is_zero()) {
+        return usage("--duration must be longer than 0s");
+    }
+    Ok((bounds, load, agent))
+}
+
+/// `--warmup N|DURATION`; 0 is none.
+fn warmup(a: &RunArgs) -> Option<Bounds> {
+    use crate::parse::CountOrDuration;
+    a.warmup.and_then(|w| match w {
+        CountOrDuration::Count(0) => None,
+        CountOrDuration::Count(n) => Some(Bounds {
+            conns: Some(n),
+            duration: None,
+        }),
+        CountOrDuration::Duration(d) if d.is_zero() => None,
+        CountOrDuration::Duration(d) => Some(Bounds {
+            conns: None,
+            duration: Some(d),
+        }),
+    })
+}
+
+/// What each connection sends, and how it closes.
+fn check_exchange(a: &RunArgs) -> Result<(), UsageError> {
+    if a.payload > MAX_PAYLOAD {
+        return usage(format!(
+            "--payload {} is over the {MAX_PAYLOAD}-byte limit",
+            a.payload
+        ));
+    }
+    if a.payload == 0 && a.requests > 0 {
+        return usage("--payload 0 sends nothing to echo; use --requests 0 for connect-close");
+    }
+    if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
+        return usage("--close rst already closes with SO_LINGER 0; drop --linger");
+    }
+    Ok(())
+}
+
+/// `--isolate`, `--sysctl` and the sampler: the namespace the run measures.
+fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
+    if !a.sysctl.is_empty() && !a.isolate {
+        return usage(
+            "--sysctl would change the host's settings; add --isolate to set it in the run's own namespace",
+        );
+    }
+    if a.isolate && a.target.as_ref().is_some_and(|t| !t.ip().is_loopback()) {
+        return usage(
+            "--isolate runs in a namespace with only a loopback; a remote --target is unreachable from it",
+        );
+    }
+    if a.sample_interval < Duration::from_millis(1) {
+        return usage("--sample-interval must be at least 1ms");
+    }
+    Ok(())
+}
+
+/// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded one.
+fn target(a: &RunArgs, threads: usize, pin: bool) -> Result<Target, UsageError> {
+    if let Some(t) = a.target
+        && !is_local(t.ip())
+        && !a.allow_remote
+    {
+        return usage(format!(
+            "--target {t} is not on this host; add --allow-remote to load a server you run elsewhere"
+        ));
+    }
+    match a.target {
+        Some(_) if a.server.any_given() => {
+            usage("--server-* options configure the embedded server; drop them or drop --target")
+        }
+        Some(addr) => Ok(Target::External(addr)),
+        None => Ok(Target::Embedded(RunConfig::embedded_server(
+            a, threads, pin,
+        )?)),
+    }
+}
+
+/// The client's socket: source addresses, port strategy, close, timeouts.
+fn client_socket(a: &RunArgs, target: &Target) -> Result<ClientSocket, UsageError> {
+    let target_ip = match target {
+        Target::External(addr) => addr.ip(),
+        Target::Embedded(s) => s.listen.ip(),
+    };
+    let bind = a.bind.clone().map(|l| l.0).unwrap_or_default();
+    if let Some(ip) = bind.iter().find(|ip| ip.is_ipv4() != target_ip.is_ipv4()) {
+        return usage(format!(
+            "--bind {ip} is not of the target's address family ({target_ip}); bind addresses of the same family"
+        ));
+    }
+    let ports = match (a.port_strategy, a.port_range) {
+        (PortArg::Kernel, None) => PortStrategy::Kernel,
+        (PortArg::BindNoPort, None) => PortStrategy::BindNoPort,
+        (PortArg::Explicit, range) => {
+            let (lo, hi) = range.unwrap_or((2000, 31999));
+            PortStrategy::Explicit { lo, hi }
+        }
+        (_, Some(_)) => return usage("--port-range goes with --port-strategy explicit"),
+    };
+    if ports == PortStrategy::BindNoPort && a.bind.is_none() {
+        return usage(
+            "--port-strategy bind-no-port needs --bind addresses (without one it is the kernel's own choice)",
+        );
+    }
+    if matches!(ports, PortStrategy::Explicit { .. })
+        && a.bind.as_ref().is_some_and(|b| b.0.len() > 1)
+    {
+        return usage(
+            "--port-strategy explicit takes one --bind address at most; use bind-no-port to spread over several",
+        );
+    }
+    Ok(ClientSocket {
+        close: a.close,
+        linger: linger_secs(a.linger),
+        reuseaddr: a.reuseaddr
+            || (matches!(ports, PortStrategy::Explicit { .. }) && !a.no_reuseaddr),
+        nodelay: a.nodelay,
+        bind,
+        ports,
+        connect_timeout: a.connect_timeout,
+        io_timeout: a.io_timeout,
+    })
+}
+
+/// The farewell the client's close expects: the embedded server's own, or `--expect-farewell`.
+fn expect_farewell(a: &RunArgs, target: &Target) -> Result<Option<usize>, UsageError> {
+    if a.expect_farewell.is_some() && a.close != CloseMode::Client {
+        return usage(
+            "--expect-farewell is read by the client's close phase; use it with --close client",
+        );
+    }
+    match target {
+        Target::Embedded(_) if a.expect_farewell.is_some() => usage(
+            "--expect-farewell checks a --target; the embedded server sends --server-farewell bytes and is checked for them",
+        ),
+        Target::Embedded(s) if s.close == ServerClose::Wait => Ok(Some(s.farewell)),
+        Target::Embedded(_) => Ok(None),
+        Target::External(_) => Ok(a.expect_farewell),
+    }
+}
+
+impl RunConfig {
+    /// The configuration `trace` makes its connections with: `run`'s defaults, one flow, and
+    /// the trace's own flags, set as typed values.
+    pub fn for_trace(t: &TraceArgs) -> Result<RunConfig, UsageError> {
+        use clap::Parser;
+        let Some(super::Command::Run(mut a)) = super::Cli::try_parse_from(["tcpbench", "run"])
+            .expect("run's defaults parse")
+            .command
+        else {
+            unreachable!("`run` was given")
+        };
+        a.target = t.target;
+        a.close = t.close;
+        a.linger = t.linger;
+        a.payload = t.payload;
+        a.requests = t.requests;
+        a.conns = Some(u64::from(t.conns));
+        a.concurrency = 1;
+        RunConfig::from_args(&a)
+    }
+}

@@ -1,0 +1,272 @@
+//! `tcpbench run`'s flags (and the embedded server's `--server-*` ones): clap derive only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Outputs;
+use crate::config::{CloseMode, ServerClose};
+use crate::parse::{self, CountOrDuration};
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Echo server to load, HOST:PORT. Default: an embedded server on 127.0.0.1, port chosen
+    /// by the kernel, started for the run.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
+    pub target: Option<SocketAddr>,
+
+    /// Connections to measure [default: 10000, or unbounded when --duration is given].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub conns: Option<u64>,
+
+    /// Stop starting connections after this long (500ms, 10s, 2m).
+    #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]
+    pub duration: Option<Duration>,
+
+    /// Connections (N) or time (D) run before measuring, excluded from every figure.
+    #[arg(long, value_name = "N|D", value_parser = parse::count_or_duration)]
+    pub warmup: Option<CountOrDuration>,
+
+    /// Workers, each running one connection at a time (closed loop); with --rate, the most
+    /// connections in flight.
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// Start connections at this fixed rate per second (open loop); latency is also reported
+    /// from each connection's scheduled start, so queueing shows (coordinated omission).
+    #[arg(long, short = 'r', value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Bytes per request; the echo is verified byte for byte.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub payload: usize,
+
+    /// Requests (echo round trips) per connection; 0 = connect, then close.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub requests: u32,
+
+    /// Who ends each connection: client (shutdown, read the server's FIN, close: the client
+    /// holds TIME_WAIT), client-nowait (close at once after the echo), server (the server
+    /// closes first and holds TIME_WAIT), rst (SO_LINGER 0: RST, no TIME_WAIT).
+    #[arg(long, value_enum, default_value_t = CloseMode::Client)]
+    pub close: CloseMode,
+
+    /// SO_LINGER on client sockets, in seconds: close blocks until data is acknowledged or
+    /// the time passes (run off the runtime threads). 0 is an abortive close, as --close rst.
+    #[arg(long, value_name = "SECS")]
+    pub linger: Option<u32>,
+
+    /// SO_REUSEADDR on client sockets [default: on with --port-strategy explicit, where it
+    /// lets bind() take a port whose last connection is still in TIME_WAIT; off otherwise].
+    #[arg(long, overrides_with = "no_reuseaddr")]
+    pub reuseaddr: bool,
+
+    /// No SO_REUSEADDR on client sockets, even with explicit ports (bind() then fails with
+    /// EADDRINUSE on a port in TIME_WAIT).
+    #[arg(long)]
+    pub no_reuseaddr: bool,
+
+    /// TCP_NODELAY on client sockets.
+    #[arg(long)]
+    pub nodelay: bool,
+
+    /// Give up on a handshake after this long (counted as connect_timeout).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+
+    /// Deadline for each echo round trip (the request written and its whole echo read), and
+    /// for the close's wait for the server's FIN: a server that answers a byte at a time
+    /// still runs out (counted as io_timeout).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
+    pub io_timeout: Duration,
+
+    /// Bytes the server sends after our FIN, before its own (a half-close farewell, with
+    /// --close client); any other count fails the connection as farewell_mismatch
+    /// [default: with --target, any count is accepted and counted; the embedded server's
+    /// --server-farewell sets it].
+    #[arg(long, value_name = "BYTES")]
+    pub expect_farewell: Option<usize>,
+
+    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
+    /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.
+    #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
+    pub bind: Option<parse::IpList>,
+
+    /// How client sockets get local ports: kernel (connect() searches ip_local_port_range),
+    /// explicit (bind each to the next port of --port-range, as netperf), bind-no-port
+    /// (IP_BIND_ADDRESS_NO_PORT: chosen at connect() per 4-tuple).
+    #[arg(long, value_enum, default_value_t = PortArg::Kernel)]
+    pub port_strategy: PortArg,
+
+    /// Ports for --port-strategy explicit, LO-HI [default: 2000-31999, below the ephemeral range].
+    #[arg(long, value_name = "LO-HI", value_parser = parse::port_range)]
+    pub port_range: Option<(u16, u16)>,
+
+    /// Keep each connection open this long after its last echo (e.g. to hold thousands at once).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub hold: Option<Duration>,
+
+    /// Client threads, each with its own single-threaded runtime [default: min(CPUs, C)].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Stop the run once this many connections failed (50), or this share of them (5%,
+    /// judged from the 100th on) [default: only when the first 100 all fail: the target is
+    /// down].
+    #[arg(long, value_name = "N|P%", value_parser = parse::error_limit)]
+    pub max_errors: Option<crate::config::ErrorLimit>,
+
+    /// Allow a --target that is not on this host (loopback or 0.0.0.0).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Wait until this wall-clock instant before starting: RFC 3339 (2026-11-25T04:00:00Z)
+    /// or +D from now (+5s). Agents started by a scheduler begin together.
+    #[arg(long, value_name = "TIME", value_parser = parse::instant)]
+    pub start_at: Option<std::time::SystemTime>,
+
+    /// This agent's name in the report [default: the hostname].
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+
+    /// This run is one of N agents: --conns and --rate are the totals of all N, split evenly.
+    #[arg(long, value_name = "N", requires = "agent_index")]
+    pub agents: Option<u32>,
+
+    /// Which of the --agents this one is, from 0 (e.g. a Job's JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "I", requires = "agents")]
+    pub agent_index: Option<u32>,
+
+    /// Pin client thread i (and embedded server worker i) to CPU i, and steer each connection
+    /// to the server worker on its CPU, so no wake-up crosses CPUs [default: on with the
+    /// embedded server].
+    #[arg(long, overrides_with = "no_pin")]
+    pub pin: bool,
+
+    /// Let the scheduler place every thread.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// Run the embedded server and the load in a fresh network namespace of their own
+    /// (root only): TIME_WAIT, counters and sysctls belong to this run alone.
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// With --isolate: set a network sysctl for the run, e.g. net.ipv4.tcp_tw_reuse=0
+    /// (repeatable). The host's are never touched.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse::sysctl)]
+    pub sysctl: Vec<(String, String)>,
+
+    /// How often to count the run's sockets by TCP state (TIME_WAIT buildup).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "100ms")]
+    pub sample_interval: Duration,
+
+    /// Keep sampling this long after the load ends (65s shows the whole 60 s TIME_WAIT
+    /// plateau and its fall).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "0s")]
+    pub drain: Duration,
+
+    /// Run the whole measurement N times (each against a fresh embedded server) and report
+    /// them merged, with each run's figures and their median and range: what `compare`
+    /// needs to tell a change from noise.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
+    #[command(flatten)]
+    pub out: Outputs,
+
+    /// Write one HdrHistogram percentile distribution (.hgrm) per phase into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub hgrm: Option<PathBuf>,
+
+    /// After the run, trace one connection made the same way (`tcpbench trace`): print its
+    /// ladder, and draw it in the --html report.
+    #[arg(long)]
+    pub trace: bool,
+
+    #[command(flatten)]
+    pub server: EmbeddedServerArgs,
+}
+
+/// `--port-strategy` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortArg {
+    Kernel,
+    Explicit,
+    BindNoPort,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Embedded server")]
+pub struct EmbeddedServerArgs {
+    /// The server's close policy [default: follows --close: client→wait, server→first,
+    /// rst→wait].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub server_close: Option<ServerClose>,
+
+    /// SO_LINGER on the server's accepted sockets, in seconds (0 = RST).
+    #[arg(long, value_name = "SECS")]
+    pub server_linger: Option<u32>,
+
+    /// The server's listen backlog [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub server_backlog: Option<u32>,
+
+    /// SO_REUSEADDR on the server's listener (the default).
+    #[arg(long, overrides_with = "server_no_reuseaddr")]
+    pub server_reuseaddr: bool,
+
+    /// No SO_REUSEADDR on the server's listener.
+    #[arg(long)]
+    pub server_no_reuseaddr: bool,
+
+    /// SO_REUSEPORT: one listener per server worker, on the same port (the default).
+    #[arg(long, overrides_with = "server_no_reuseport")]
+    pub server_reuseport: bool,
+
+    /// The server's workers share one listener instead (each wakes for every connection).
+    #[arg(long)]
+    pub server_no_reuseport: bool,
+
+    /// Server threads, each with its own single-threaded runtime [default: as many as the
+    /// client's threads].
+    #[arg(long, value_name = "N")]
+    pub server_workers: Option<usize>,
+
+    /// TCP_NODELAY on the server's accepted sockets.
+    #[arg(long)]
+    pub server_nodelay: bool,
+
+    /// Bytes the server sends after the client's FIN, before its own FIN.
+    #[arg(long, value_name = "BYTES")]
+    pub server_farewell: Option<usize>,
+
+    /// Each server worker waits this long before each accept (a slow acceptor: with a small
+    /// --server-backlog the accept queue overflows).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub server_accept_delay: Option<Duration>,
+
+    /// The server waits this long before echoing each read (a slow application).
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub server_echo_delay: Option<Duration>,
+}
+
+impl EmbeddedServerArgs {
+    /// Whether any `--server-*` flag was given (they make no sense with `--target`).
+    pub fn any_given(&self) -> bool {
+        self.server_close.is_some()
+            || self.server_linger.is_some()
+            || self.server_backlog.is_some()
+            || self.server_reuseaddr
+            || self.server_no_reuseaddr
+            || self.server_reuseport
+            || self.server_no_reuseport
+            || self.server_workers.is_some()
+            || self.server_nodelay
+            || self.server_farewell.is_some()
+            || self.server_accept_delay.is_some()
+            || self.server_echo_delay.is_some()
+    }
+}
