@@ -24,6 +24,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod environment;
+pub mod failure;
 pub mod load;
 pub mod matrix;
 pub mod netio;

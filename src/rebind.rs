@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ServerClose, ServerConfig};
-use crate::load::error::errno_name;
+use crate::failure::errno_name;
 use crate::observe::sockdiag::{Counter, Side, TIME_WAIT};
 use crate::server::EchoServer;
 

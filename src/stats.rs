@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
-use crate::load::error::Failure;
+use crate::failure::Failure;
 
 /// Largest value a histogram tracks: one hour, in ns. Larger values saturate.
 pub const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
@@ -127,10 +128,19 @@ impl Recorder {
     }
 }
 
+/// Connections ended by a moment of the run, counted since its start.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Since the pool started.
+    pub t_ms: f64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::error::{ErrorKind, Phase};
+    use crate::failure::{ErrorKind, Phase};
 
     #[test]
     fn merge_adds_histograms_not_percentiles() {

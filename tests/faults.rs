@@ -416,7 +416,7 @@ fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
             &mut scratch,
         ))
         .unwrap_err();
-    assert_eq!(f.kind, tcpbench::load::error::ErrorKind::BindAddress);
+    assert_eq!(f.kind, tcpbench::failure::ErrorKind::BindAddress);
     assert_eq!(f.errno, Some(libc::EADDRNOTAVAIL));
 }
 

@@ -311,7 +311,7 @@ fn a_server_reset_is_counted_as_reset() {
     assert!(
         r.errors
             .iter()
-            .all(|e| e.kind == tcpbench::load::error::ErrorKind::Reset),
+            .all(|e| e.kind == tcpbench::failure::ErrorKind::Reset),
         "{:?}",
         r.errors
     );

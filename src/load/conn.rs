@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::error::{ErrorKind, Failure, Phase};
 use crate::config::{CloseMode, PortStrategy, RunConfig};
+use crate::failure::{ErrorKind, Failure, Phase};
 use crate::sockopt::Local;
 
 /// Binds tried before an explicit-port connection gives up (ports held by listeners).

@@ -11,27 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
-use super::error::Failure;
 use super::worker::Progress;
 use crate::config::{Bounds, ErrorLimit};
+use crate::failure::Failure;
+use crate::stats::Tick;
 
 /// Exit status after an interruption, as shells expect for SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
-
-/// Connections ended by a moment of the run, counted since its start.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tick {
-    /// Since the pool started.
-    pub t_ms: f64,
-    pub succeeded: u64,
-    pub failed: u64,
-}
 
 pub struct Control {
     rt: tokio::runtime::Runtime,
@@ -360,7 +351,7 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
 mod tests {
     use super::{ErrorBudget, abort_reason};
     use crate::config::ErrorLimit::{Count, Ratio};
-    use crate::load::error::{ErrorKind, Failure, Phase};
+    use crate::failure::{ErrorKind, Failure, Phase};
 
     const REFUSED: Failure = Failure {
         phase: Phase::Connect,

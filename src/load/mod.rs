@@ -6,7 +6,6 @@
 
 pub mod conn;
 pub mod control;
-pub mod error;
 pub mod proto;
 mod worker;
 
@@ -29,7 +28,7 @@ pub struct PoolResult {
     /// From the pool's start to its last connection's end.
     pub elapsed: Duration,
     /// Connections ended, counted every 100 ms: the rate over time.
-    pub timeline: Vec<control::Tick>,
+    pub timeline: Vec<crate::stats::Tick>,
 }
 
 /// Decrements the running-thread count when dropped, and wakes the supervisor at zero.

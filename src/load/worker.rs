@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::conn::{self, PortCycle, Scratch};
 use super::control::{ErrorBudget, Stopper};
-use super::error::{ErrorKind, Failure};
 use crate::config::{Bounds, RunConfig};
+use crate::failure::{ErrorKind, Failure};
 use crate::stats::{Metric, Recorder};
 
 /// How long connections in flight may go on after a stop (Ctrl-C, --max-errors) before

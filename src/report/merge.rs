@@ -8,9 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::figures::Repeats;
 use super::{AgentRun, ErrorCount, PhaseStats, Report, ScheduledLatency};
-use crate::load::control::Tick;
 use crate::observe::sampler::Sample;
 use crate::server::ServerTotals;
+use crate::stats::Tick;
 
 fn merged(stats: &[&PhaseStats]) -> PhaseStats {
     let mut h = crate::stats::new_histogram();
@@ -531,8 +531,8 @@ mod tests {
     #[test]
     fn agents_merge_on_one_wall_clock_axis() {
         use crate::config::Agent;
-        use crate::load::control::Tick;
         use crate::observe::sampler::Sample;
+        use crate::stats::Tick;
         use std::collections::BTreeMap;
         let agent = |index: u32, start: &str| {
             let mut r = fixture::report();

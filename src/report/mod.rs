@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::environment::Environment;
-use crate::load::control::Tick;
-use crate::load::error::{ErrorKind, Phase};
+use crate::failure::{ErrorKind, Phase};
 use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
+use crate::stats::Tick;
 use crate::stats::{Metric, Recorder};
 pub use hdr::Hdr;
 
@@ -433,7 +433,7 @@ pub(crate) mod fixture {
     //! A hand-made report for renderer tests.
     use super::*;
     use crate::cli::{Cli, Command};
-    use crate::load::error::Failure;
+    use crate::failure::Failure;
     use clap::Parser;
 
     pub fn report() -> Report {

@@ -6,7 +6,7 @@ use tokio::net::TcpStream;
 
 use super::{Counters, Worker};
 use crate::config::ServerClose;
-use crate::load::error::{ErrorKind, Failure, Phase};
+use crate::failure::{ErrorKind, Failure, Phase};
 use crate::{netio, sockopt};
 
 const BUF: usize = 16 * 1024;

@@ -12,8 +12,8 @@ use super::states::{Diag, DiagSocket, Poller, Seen};
 use super::tracefs::{Event, Tracer};
 use super::{TraceError, TraceOptions};
 use crate::config::{RunConfig, Target, is_local};
+use crate::failure::Failure;
 use crate::load::conn::{self, PortCycle, Scratch};
-use crate::load::error::Failure;
 use crate::server::EchoServer;
 
 /// How long a connection may take to settle after `conn::run` returned.

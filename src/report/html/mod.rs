@@ -217,9 +217,9 @@ mod tests {
 
     use super::inspect::{charts as svgs, coloured, data_lines};
     use super::*;
-    use crate::load::control::Tick;
     use crate::observe::sampler::Sample;
     use crate::report::fixture;
+    use crate::stats::Tick;
 
     fn tw(n: u32) -> BTreeMap<String, u32> {
         BTreeMap::from([("TIME_WAIT".to_string(), n), ("ESTABLISHED".to_string(), 3)])
