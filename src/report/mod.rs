@@ -1,6 +1,7 @@
 //! The `Report`: everything a run measured, as one serde value. Renderers (text, JSON, .hgrm)
 //! are small functions of it, testable from a hand-made report.
 
+mod build;
 pub mod figures;
 pub mod hdr;
 pub mod hgrm;
@@ -12,7 +13,6 @@ pub mod table;
 pub mod text;
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,9 @@ use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
+use crate::stats::Metric;
 use crate::stats::Tick;
-use crate::stats::{Metric, Recorder};
+pub use build::Measured;
 pub use hdr::Hdr;
 
 /// The schema name written into every report; bump on incompatible changes.
@@ -206,142 +207,7 @@ impl PhaseStats {
     }
 }
 
-/// The measured inputs of a report, gathered by `run`.
-pub struct Measured {
-    pub recorder: Recorder,
-    pub started_at: SystemTime,
-    pub duration_s: f64,
-    pub interrupted: bool,
-    pub aborted: Option<String>,
-    pub target_addr: SocketAddr,
-    pub server: Option<ServerTotals>,
-    pub environment: Environment,
-    pub kernel: Kernel,
-    pub cpu: CpuCost,
-    pub tcp_states: TcpStates,
-    pub time_wait: TimeWait,
-    /// The preflight's hints, given before the run.
-    pub hints: Vec<String>,
-    pub timeline: Vec<Tick>,
-}
-
 impl Report {
-    pub fn build(config: &RunConfig, m: Measured) -> Report {
-        let r = &m.recorder;
-        let stats = |metric| PhaseStats::from_histogram(r.histogram(metric));
-        let errors = r
-            .errors
-            .iter()
-            .map(|(f, &count)| ErrorCount {
-                phase: f.phase,
-                kind: f.kind,
-                errno: f.errno_name(),
-                count,
-            })
-            .collect();
-        Report {
-            schema: SCHEMA.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at: humantime::format_rfc3339_millis(m.started_at).to_string(),
-            duration_s: m.duration_s,
-            config: config.clone(),
-            target_addr: m.target_addr,
-            environment: m.environment,
-            totals: Totals {
-                attempted: r.attempted,
-                succeeded: r.succeeded,
-                failed: r.failed,
-                bytes_sent: r.bytes_sent,
-                bytes_received: r.bytes_received,
-                farewell_bytes: r.farewell_bytes,
-            },
-            rate_cps: if m.duration_s > 0.0 {
-                r.succeeded as f64 / m.duration_s
-            } else {
-                0.0
-            },
-            errors,
-            interrupted: m.interrupted,
-            aborted: m.aborted,
-            latency: Latency {
-                connect: stats(Metric::Connect),
-                echo: stats(Metric::Echo),
-                close: stats(Metric::Close),
-                total: stats(Metric::Total),
-                failed: stats(Metric::Failed),
-            },
-            latency_from_schedule: config.load.rate().map(|_| ScheduledLatency {
-                connect: PhaseStats::from_histogram(&r.from_schedule[0]),
-                total: PhaseStats::from_histogram(&r.from_schedule[1]),
-            }),
-            server: m.server,
-            kernel: m.kernel,
-            cpu: m.cpu,
-            warnings: m.hints,
-            saturated: false,
-            time_wait: m.time_wait,
-            tcp_states: m.tcp_states,
-            timeline: m.timeline,
-            repeats: None,
-            agents: Vec::new(),
-        }
-        .with_warnings()
-    }
-
-    /// Sets `saturated`, and adds a warning for each figure that points to a known cause.
-    fn with_warnings(mut self) -> Report {
-        let counter = |name: &str| self.kernel.counters.get(name).copied().unwrap_or(0);
-        let tw_cap: Option<u64> = self
-            .kernel
-            .sysctl
-            .get("net.ipv4.tcp_max_tw_buckets")
-            .and_then(|v| v.parse().ok());
-        self.saturated = counter("TCPTimeWaitOverflow") > 0
-            || tw_cap.is_some_and(|cap| self.time_wait.peak_namespace >= cap);
-        let mut w: Vec<String> = std::mem::take(&mut self.warnings)
-            .into_iter()
-            .map(|h| format!("preflight: {h}"))
-            .collect();
-        if counter("ListenOverflows") > 0 {
-            w.push(format!(
-                "{} listen-queue overflows: the backlog is too small or the server accepts too slowly; raise --server-backlog (and net.core.somaxconn)",
-                counter("ListenOverflows")
-            ));
-        }
-        if self.saturated {
-            w.push(format!(
-                "TIME_WAIT saturated: net.ipv4.tcp_max_tw_buckets ({}) was reached and {} closes skipped TIME_WAIT (TCPTimeWaitOverflow); close figures past that point are not those of a normal close: use --close rst, fewer --conns, or --isolate with a larger tcp_max_tw_buckets",
-                tw_cap.map_or("?".into(), |c| c.to_string()),
-                counter("TCPTimeWaitOverflow")
-            ));
-        }
-        let exhausted: u64 = self
-            .errors
-            .iter()
-            .filter(|e| e.kind == ErrorKind::LocalPortExhaustion)
-            .map(|e| e.count)
-            .sum();
-        if exhausted > 0 {
-            w.push(format!(
-                "{exhausted} connections found no free local port (EADDRNOTAVAIL): spread them with --bind over more source addresses, close with --close rst, or allow net.ipv4.tcp_tw_reuse"
-            ));
-        }
-        let connect = &self.latency.connect;
-        if connect.count > 0 && connect.max_us >= 900_000.0 {
-            // Since Linux 6.5 the first tcp_syn_linear_timeouts retransmits come 1 s apart.
-            let ladder = match self.kernel.sysctl.get("net.ipv4.tcp_syn_linear_timeouts") {
-                Some(n) if n != "0" => format!("1 s apart for the first {n}, then doubling"),
-                _ => "at 1 s, 3 s, 7 s, 15 s…".to_string(),
-            };
-            w.push(format!(
-                "connect latency reached {:.1} s: dropped SYNs were retransmitted ({ladder}); look at ListenOverflows and the server's backlog",
-                connect.max_us / 1e6
-            ));
-        }
-        self.warnings = w;
-        self
-    }
-
     /// The configuration as the whole run asked for it: an agent's share replaced by the
     /// run's totals, and who and when left out, so that the agents of one run, and their
     /// merged report, have equal configurations.
@@ -434,7 +300,9 @@ pub(crate) mod fixture {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::failure::Failure;
+    use crate::stats::Recorder;
     use clap::Parser;
+    use std::time::SystemTime;
 
     pub fn report() -> Report {
         let cli = Cli::parse_from(["tcpbench", "run", "--conns", "3"]);
