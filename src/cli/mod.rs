@@ -315,6 +315,12 @@ pub fn one_line(e: &clap::Error) -> String {
     {
         first = format!("{first} {next}");
     }
+    // An invalid value: the values the flag takes, as clap's own context has them.
+    if let Some(clap::error::ContextValue::Strings(values)) =
+        e.get(clap::error::ContextKind::ValidValue)
+    {
+        first = format!("{first} [possible values: {}]", values.join(", "));
+    }
     match lines.find(|l| l.starts_with("tip:")) {
         Some(tip) => format!("{first} ({tip})"),
         None => first,
@@ -325,6 +331,18 @@ pub fn one_line(e: &clap::Error) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_bad_value_names_the_values_on_one_line() {
+        let e = Cli::try_parse_from(["tcpbench", "--close", "fin"]).unwrap_err();
+        let line = one_line(&e);
+        assert!(
+            line.contains("'fin'") && line.contains("possible values: client, client-nowait"),
+            "{line}"
+        );
+        let e = Cli::try_parse_from(["tcpbench", "--close", "clien"]).unwrap_err();
+        assert!(one_line(&e).contains("a similar value exists: 'client'"));
+    }
 
     #[test]
     fn cli_is_consistent() {

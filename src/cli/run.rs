@@ -18,7 +18,7 @@ pub struct RunArgs {
     pub target: Option<SocketAddr>,
 
     /// Connections to measure [default: 10000, or unbounded when --duration is given].
-    #[arg(long, short = 'n', value_name = "N")]
+    #[arg(long, short = 'n', value_name = "N", value_parser = parse::count)]
     pub conns: Option<u64>,
 
     /// Stop starting connections after this long (500ms, 10s, 2m).
@@ -31,16 +31,16 @@ pub struct RunArgs {
 
     /// Workers, each running one connection at a time (closed loop); with --rate, the most
     /// connections in flight.
-    #[arg(long, short = 'c', value_name = "C", default_value_t = 64)]
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 64, value_parser = parse::count_usize)]
     pub concurrency: usize,
 
     /// Start connections at this fixed rate per second (open loop); latency is also reported
     /// from each connection's scheduled start, so queueing shows (coordinated omission).
-    #[arg(long, short = 'r', value_name = "R")]
+    #[arg(long, short = 'r', value_name = "R", value_parser = parse::rate)]
     pub rate: Option<f64>,
 
-    /// Bytes per request; the echo is verified byte for byte.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    /// Bytes per request (64, 1KiB, 1MiB); the echo is verified byte for byte.
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = parse::size)]
     pub payload: usize,
 
     /// Requests (echo round trips) per connection; 0 = connect, then close.
