@@ -50,6 +50,10 @@ pub enum Command {
     /// run a fresh child process, judged by a Mann-Whitney test with confidence intervals;
     /// exit 1 when a threshold's whole interval is past it (for CI).
     Ab(AbArgs),
+    /// Print a shell completion script: `tcpbench completions bash > /etc/bash_completion.d/tcpbench`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `tcpbench man > /usr/local/share/man/man1/tcpbench.1`.
+    Man,
     /// Open one connection (or a few) the way `run` does, capture its segments on lo and the
     /// states both ends pass through, and draw them as a ladder, checked against the
     /// textbook's claims (root or CAP_NET_RAW).
@@ -287,6 +291,13 @@ pub struct AbArgs {
     /// The run flags both sides share, after `--`: -- --conns 20000 --close rst --isolate.
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub common: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug, Clone)]
