@@ -218,6 +218,11 @@ pub fn target(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{s}' has no host; write HOST:PORT, e.g. 127.0.0.1:{s}"
+        ));
+    }
     if !s.contains(':') {
         return Err(format!(
             "'{s}' has no port; write HOST:PORT, e.g. 127.0.0.1:8888"

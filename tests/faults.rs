@@ -491,3 +491,19 @@ fn every_documented_key_is_in_a_plain_runs_report() {
         );
     }
 }
+
+#[test]
+fn a_target_where_nothing_listens_says_how_to_start_one() {
+    let (_holder, addr) = common::refusing_port();
+    let out = common::bin()
+        .args(["-q", "-n", "300", "--target", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hint = format!("nothing listens on {addr}: start one with `tcpbench serve -l {addr}`");
+    assert!(text.contains(&hint), "{text}");
+    let out = common::bin().args(["--target", "8888"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'8888' has no host"));
+}

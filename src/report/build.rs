@@ -132,6 +132,19 @@ impl Report {
                 "{exhausted} connections found no free local port (EADDRNOTAVAIL): spread them with --bind over more source addresses, close with --close rst, or allow net.ipv4.tcp_tw_reuse"
             ));
         }
+        // A --target where every connect was refused: nothing listens there.
+        let refused: u64 = self
+            .errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Refused && e.phase == Phase::Connect)
+            .map(|e| e.count)
+            .sum();
+        if refused > 0 && self.totals.succeeded == 0 && self.server.is_none() {
+            let t = self.target_addr;
+            w.push(format!(
+                "nothing listens on {t}: start one with `tcpbench serve -l {t}`, or leave out --target for the embedded server"
+            ));
+        }
         let connect = &self.latency.connect;
         if connect.count > 0 && connect.max_us >= 900_000.0 {
             // Since Linux 6.5 the first tcp_syn_linear_timeouts retransmits come 1 s apart.
