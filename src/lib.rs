@@ -79,6 +79,11 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
         (None, Target::Embedded(_)) => unreachable!("an embedded target has a server"),
     };
     let mut ctl = Control::new(quiet).context("cannot install signal handlers")?;
+    if !quiet {
+        // Said at the start, so a piped or logged run shows what it is doing; the summary
+        // repeats it.
+        eprintln!("{}", report::text::config_header(cfg, target_addr));
+    }
     if let Some(at) = cfg.start_at {
         match at.duration_since(SystemTime::now()) {
             Ok(wait) => {

@@ -6,7 +6,18 @@ use super::{PhaseStats, Report};
 use crate::config::{LoadModel, Target};
 use crate::stats::Metric;
 
+/// Terminals narrower than this get the narrow latency table.
+pub const WIDE_COLUMNS: usize = 100;
+
+/// The summary in its wide layout (files, pipes, wide terminals).
 pub fn render(r: &Report) -> String {
+    render_for(r, None)
+}
+
+/// The summary for a terminal `columns` wide (`None`: not a terminal): under
+/// [`WIDE_COLUMNS`] the latency tables drop min and mean and narrow their columns.
+pub fn render_for(r: &Report, columns: Option<usize>) -> String {
+    let narrow = columns.is_some_and(|c| c < WIDE_COLUMNS);
     let mut out = String::new();
     let _ = writeln!(out, "{}", config_line(r));
     let t = &r.totals;
@@ -60,13 +71,14 @@ pub fn render(r: &Report) -> String {
         .filter(|&&m| m != Metric::Failed || r.latency.failed.count > 0)
         .map(|&m| (m.name(), r.latency.get(m)))
         .collect();
-    table(&mut out, "latency (µs)", &rows);
+    table(&mut out, "latency (µs)", &rows, narrow);
     if let Some(s) = &r.latency_from_schedule {
         out.push('\n');
         table(
             &mut out,
             "from scheduled start (µs)",
             &[("connect", &s.connect), ("total", &s.total)],
+            narrow,
         );
     }
     out.push('\n');
@@ -182,7 +194,20 @@ fn repeats_line(rep: &super::figures::Repeats) -> String {
 }
 
 pub(crate) fn config_line(r: &Report) -> String {
-    let c = &r.config;
+    header(&r.version, &r.config, r.target_addr)
+}
+
+/// What a run of this build will do, in one line: printed on stderr when it starts, and atop
+/// its summary.
+pub fn config_header(c: &crate::config::RunConfig, target_addr: std::net::SocketAddr) -> String {
+    header(env!("CARGO_PKG_VERSION"), c, target_addr)
+}
+
+fn header(
+    version: &str,
+    c: &crate::config::RunConfig,
+    target_addr: std::net::SocketAddr,
+) -> String {
     let load = match c.load {
         LoadModel::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
         LoadModel::Open { rate, concurrency } => {
@@ -203,7 +228,7 @@ pub(crate) fn config_line(r: &Report) -> String {
             };
             format!(
                 "embedded server {} (close {}, backlog {}, {} worker{}{}{})",
-                r.target_addr,
+                target_addr,
                 s.close,
                 s.backlog,
                 s.workers,
@@ -212,11 +237,11 @@ pub(crate) fn config_line(r: &Report) -> String {
                 delay("echo", s.echo_delay),
             )
         }
-        Target::External(_) => format!("target {}", r.target_addr),
+        Target::External(_) => format!("target {target_addr}"),
     };
     format!(
         "tcpbench {}: {bound}, {load}, {} thread{}{}, {} B x {} request{}, close {} -> {server}",
-        r.version,
+        version,
         c.threads,
         if c.threads == 1 { "" } else { "s" },
         if c.pin { " (pinned)" } else { "" },
@@ -227,26 +252,38 @@ pub(crate) fn config_line(r: &Report) -> String {
     )
 }
 
-fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)]) {
-    let _ = writeln!(
-        out,
-        "{:<26}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        title, "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
-    );
+/// A latency table: a row per phase, a column per percentile. A phase with no samples shows
+/// `-`, never a figure that was not measured. Narrow: 75 columns, without min and mean.
+fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)], narrow: bool) {
+    let (name_w, w) = if narrow { (12, 8) } else { (24, 9) };
+    let headers: &[&str] = if narrow {
+        &["count", "p50", "p90", "p99", "p99.9", "max"]
+    } else {
+        &["count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"]
+    };
+    let _ = write!(out, "{:<width$}", title, width = name_w + 2);
+    for h in headers {
+        let _ = write!(out, "{h:>w$} ");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
     for (name, s) in rows {
-        let _ = writeln!(
-            out,
-            "  {:<24}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            s.count,
-            us(s.min_us),
-            us(s.p50_us),
-            us(s.p90_us),
-            us(s.p99_us),
-            us(s.p999_us),
-            us(s.max_us),
-            us(s.mean_us)
-        );
+        let values: Vec<String> = if narrow {
+            vec![s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us]
+        } else {
+            vec![
+                s.min_us, s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us, s.mean_us,
+            ]
+        }
+        .into_iter()
+        .map(|v| if s.count == 0 { "-".into() } else { us(v) })
+        .collect();
+        let name: String = name.chars().take(name_w).collect();
+        let _ = write!(out, "  {name:<name_w$}{:>w$}", s.count);
+        for v in values {
+            let _ = write!(out, " {v:>w$}");
+        }
+        out.push('\n');
     }
 }
 
@@ -263,6 +300,31 @@ fn us(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn a_narrow_terminal_gets_a_table_that_fits_and_unmeasured_phases_show_dashes() {
+        let mut r = fixture::report();
+        r.latency.echo = PhaseStats::default();
+        let wide = render(&r);
+        let narrow = render_for(&r, Some(80));
+        let widest = |t: &str, from: &str| {
+            t.lines()
+                .skip_while(|l| !l.starts_with(from))
+                .take_while(|l| !l.is_empty())
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap()
+        };
+        assert!(widest(&narrow, "latency") <= 80, "{narrow}");
+        assert!(widest(&wide, "latency") > 100, "{wide}");
+        assert_eq!(render_for(&r, Some(120)), wide);
+        let echo = narrow
+            .lines()
+            .find(|l| l.trim_start().starts_with("echo"))
+            .unwrap();
+        assert!(echo.ends_with("-") && !echo.contains("0.0"), "{echo}");
+        assert!(narrow.contains("p99.9") && !narrow.contains("mean"));
+    }
 
     #[test]
     fn summary_has_totals_table_and_errors() {
