@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn the_progress_rate_is_rounded_like_the_summary() {
-        assert_eq!(per_sec(20_437.4243), "20,437");
+        assert_eq!(per_sec(20_437.424_3), "20,437");
         assert_eq!(per_sec(999.6), "1,000");
         assert_eq!(per_sec(1_234_567.0), "1,234,567");
         assert_eq!(per_sec(f64::NAN), "0");
