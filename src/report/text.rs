@@ -126,7 +126,7 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
     }
     let _ = writeln!(
         out,
-        "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1}% of a core)",
+        "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1} ms CPU = {:.1}% of a core)",
         tw.peak_client,
         tw.end_client,
         st.samples.len(),
@@ -137,6 +137,7 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
         },
         st.exact_interval_ms[0],
         st.exact_interval_ms[1],
+        st.sampler_cpu_ms,
         st.sampler_cpu_pct,
     );
     let c = &r.cpu;
