@@ -12,6 +12,8 @@
 //!   Ctrl-C and progress on the main thread.
 //! - The merged recorder becomes a [`report::Report`]; its renderers write text, JSON and
 //!   `.hgrm` files.
+//! - [`launch`] starts a real server for a run (matrix `server.command`, `ab --*-server`) in
+//!   the run's namespace, through [`run_with`]'s hook, and stops it after.
 
 pub mod ab;
 pub mod cli;
@@ -19,6 +21,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod environment;
+pub mod launch;
 pub mod load;
 pub mod matrix;
 pub mod netio;
@@ -47,6 +50,18 @@ use stats::Recorder;
 
 /// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
+    run_with(cfg, quiet, || Ok(None))
+}
+
+/// [`run`], with `before_load` called on this thread once the run is in its namespace
+/// (after `--isolate`) and before anything is measured: a server it starts there
+/// ([`launch`]) and whose address it returns is the run's `--target`. The caller stops that
+/// server after this returns.
+pub fn run_with(
+    cfg: &RunConfig,
+    quiet: bool,
+    before_load: impl FnOnce() -> anyhow::Result<Option<SocketAddr>>,
+) -> anyhow::Result<Report> {
     preflight::check_fd_budget(cfg)?;
     if cfg.isolate {
         isolate(cfg)?;
@@ -54,6 +69,17 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     // The machine's own loopback cycle, before any load: what compare checks two reports'
     // machines by.
     let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();
+    let served;
+    let cfg = match before_load()? {
+        Some(addr) => {
+            served = RunConfig {
+                target: Target::External(addr),
+                ..cfg.clone()
+            };
+            &served
+        }
+        None => cfg,
+    };
     let hints = port_hints(cfg);
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");
