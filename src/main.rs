@@ -164,7 +164,6 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
     };
     let scenarios = matrix::load(&args.file, &common)?;
     let m = matrix::run(&args.file, scenarios, args.repeat, args.out.quiet)?;
-    let interrupted = m.scenarios.last().is_some_and(|s| s.report.interrupted);
     match args.format {
         Format::Text => print!("{}", matrix::render_text(&m)),
         Format::Markdown => print!("{}", matrix::render_markdown(&m)),
@@ -191,11 +190,7 @@ fn matrix(args: &tcpbench::cli::MatrixArgs) -> anyhow::Result<u8> {
             &report::html::render(&title, &matrix::render_html_table(&m), &series),
         )?;
     }
-    Ok(if interrupted {
-        tcpbench::load::control::EXIT_INTERRUPTED as u8
-    } else {
-        u8::from(m.scenarios.iter().any(|s| s.report.totals.failed > 0))
-    })
+    Ok(m.exit_code())
 }
 
 fn merge(args: &tcpbench::cli::MergeArgs) -> anyhow::Result<u8> {
