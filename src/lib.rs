@@ -204,7 +204,7 @@ pub fn run_repeated(
 
 /// Moves this thread, and so the whole run, into a fresh network namespace and sets the
 /// requested sysctls there.
-fn isolate(cfg: &RunConfig) -> anyhow::Result<()> {
+pub fn isolate(cfg: &RunConfig) -> anyhow::Result<()> {
     observe::netns::enter_fresh().map_err(|e| {
         let why = if e.raw_os_error() == Some(libc::EPERM) { "it needs root (CAP_SYS_ADMIN)" } else { "the kernel refused" };
         UsageError(format!("--isolate cannot create a network namespace: {why} ({e}); run as root or drop --isolate"))
