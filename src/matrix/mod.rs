@@ -266,16 +266,15 @@ impl CtrlC {
         })
     }
 
-    /// Whether a signal has come since the matrix started; does not wait.
+    /// Whether a signal has come since the matrix started; waits at most a millisecond
+    /// (the runtime must park once for its driver to read a pending signal).
     fn seen(&mut self) -> bool {
         if !self.seen {
             let signals = &mut self.signals;
             self.seen = self.rt.block_on(async {
-                tokio::select! {
-                    biased;
-                    _ = signals.recv() => true,
-                    _ = std::future::ready(()) => false,
-                }
+                tokio::time::timeout(std::time::Duration::from_millis(1), signals.recv())
+                    .await
+                    .is_ok()
             });
         }
         self.seen

@@ -3,8 +3,9 @@
 //!
 //! ```toml
 //! [defaults]
-//! server.command = ["nginx", "-p", "{dir}", "-c", "{fill:../servers/nginx-backlog511.conf}",
-//!                   "-e", "{dir}/error.log", "-g", "daemon off;"]
+//! server.command = ["nginx", "-p", "{dir}", "-c", "{config}", "-e", "{dir}/error.log",
+//!                   "-g", "daemon off;"]
+//! server.config = "../servers/nginx-backlog511.conf"   # {config} = {fill:THIS}
 //! server.ready = "127.0.0.1:{port}"   # the default
 //! server.ready-timeout = "10s"        # the default
 //! server.stop = "SIGTERM"             # the default; SIGKILL after server.stop-grace (5s)
@@ -15,7 +16,14 @@ use std::path::Path;
 use crate::launch::{ServerSpec, Signal};
 
 /// The keys a `server` table takes.
-pub const KEYS: [&str; 5] = ["command", "ready", "ready-timeout", "stop", "stop-grace"];
+pub const KEYS: [&str; 6] = [
+    "command",
+    "config",
+    "ready",
+    "ready-timeout",
+    "stop",
+    "stop-grace",
+];
 
 /// A key's error: the key (`server.ready`) and why.
 pub type KeyError = (String, String);
@@ -56,11 +64,36 @@ pub fn spec(
                 .into(),
         ));
     };
-    let mut spec = ServerSpec::new(command_of(command).map_err(|e| (key("command"), e))?);
+    let mut words = command_of(command).map_err(|e| (key("command"), e))?;
+    // `{config}`: one command over [defaults], a configuration file per scenario.
+    let uses = words.iter().any(|w| w.contains("{config}"));
+    match keys.get("config") {
+        Some(v) if uses => {
+            let fill = format!("{{fill:{}}}", string("config", v)?);
+            for w in &mut words {
+                *w = w.replace("{config}", &fill);
+            }
+        }
+        Some(_) => {
+            return Err((
+                key("config"),
+                "server.command does not use it; put {config} where the file's path goes".into(),
+            ));
+        }
+        None if uses => {
+            return Err((
+                key("command"),
+                "it uses {config}; set server.config = \"PATH\" (a template, as in reports/servers/)"
+                    .into(),
+            ));
+        }
+        None => {}
+    }
+    let mut spec = ServerSpec::new(words);
     spec.base = base.to_path_buf();
     for (k, v) in &keys {
         match k.as_str() {
-            "command" => {}
+            "command" | "config" => {}
             "ready" => spec.ready = string(k, v)?,
             "ready-timeout" => spec.ready_timeout = duration(k, v)?,
             "stop-grace" => spec.grace = duration(k, v)?,
@@ -173,6 +206,11 @@ mod tests {
         .unwrap();
         assert_eq!(s.command, ["redis-server", "--port", "{port}"]);
         assert_eq!(spec(None, None, Path::new("")).unwrap(), None);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/scenarios");
+        let d = table("command = [\"nginx\", \"-c\", \"{config}\"]");
+        let own = table("config = \"../servers/nginx-reuseport.conf\"");
+        let s = spec(Some(&d), Some(&own), &dir).unwrap().unwrap();
+        assert_eq!(s.command[2], "{fill:../servers/nginx-reuseport.conf}");
     }
 
     #[test]
@@ -219,6 +257,21 @@ mod tests {
                 "command = [\"a\", \"{fill:no.conf}\"]",
                 "server.command",
                 "cannot read",
+            ),
+            (
+                "command = [\"a\", \"{config}\"]",
+                "server.command",
+                "set server.config",
+            ),
+            (
+                "command = [\"a\"]\nconfig = \"x.conf\"",
+                "server.config",
+                "does not use it",
+            ),
+            (
+                "command = [\"a\", \"{config}\"]\nconfig = \"no.conf\"",
+                "server.command",
+                "{fill:no.conf}: cannot read",
             ),
         ] {
             let (k, why) = spec(None, Some(&table(text)), Path::new("/nonexistent")).unwrap_err();
