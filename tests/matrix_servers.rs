@@ -252,7 +252,7 @@ server.command = ["sh", "-c", "echo 'no such config' >&2; exit 3"]
 
 [[scenario]]
 name = "never listens"
-server.command = ["sleep", "30"]
+server.command = ["sleep", "120"]
 server.ready-timeout = "1s"
 
 [[scenario]]
@@ -310,8 +310,9 @@ name = "embedded"
         "stopped by its stop signal: {never}"
     );
     std::fs::remove_dir_all(never["dir"].as_str().unwrap()).unwrap();
-    // The timeout is the bound: 1 s of waiting, not sleep's 30.
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The timeout is the bound: 1 s of waiting, not sleep's 120 (the margin is for a busy
+    // machine: the whole matrix, runs included).
+    assert!(took < Duration::from_secs(40), "{took:?}: {stderr}");
     assert_gone(&server_pids(&v), Duration::ZERO);
 }
 
@@ -321,7 +322,7 @@ fn ended_while_waiting(signal: i32) -> (Option<i32>, Vec<u32>) {
     let file = dir.path().join("wait.toml");
     std::fs::write(
         &file,
-        "[[scenario]]\nname = \"waits\"\nconns = 10\nserver.command = [\"sleep\", \"60\"]\nserver.ready-timeout = \"60s\"\n",
+        "[[scenario]]\nname = \"waits\"\nconns = 10\nserver.command = [\"sleep\", \"300\"]\nserver.ready-timeout = \"300s\"\n",
     )
     .unwrap();
     let mut child = bin()
@@ -349,8 +350,8 @@ fn ctrl_c_or_a_kill_while_a_server_starts_leaves_no_server() {
     let (code, servers) = ended_while_waiting(libc::SIGINT);
     assert_eq!(code, Some(130), "Ctrl-C ends the matrix as interrupted");
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "not the 60 s wait"
+        started.elapsed() < Duration::from_secs(60),
+        "not the 300 s wait"
     );
     assert_gone(&servers, Duration::ZERO);
     // SIGKILL leaves no Drop to run: the kernel's parent-death signal stops the server.
