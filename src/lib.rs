@@ -16,6 +16,8 @@
 //!   [`output`]: the [`output::Export`] trait (the formats each result type has) and the
 //!   [`output::Outputs`] a command builds once from its flags, which checks every path
 //!   before the run and writes them all safely after it.
+//! - [`launch`] starts a real server for a run (matrix `server.command`, `ab --*-server`) in
+//!   the run's namespace, through [`run_with`]'s hook, and stops it after.
 
 pub mod ab;
 pub mod cli;
@@ -25,6 +27,7 @@ pub mod config;
 pub mod cpu;
 pub mod environment;
 pub mod failure;
+pub mod launch;
 pub mod load;
 pub mod matrix;
 pub mod netio;
@@ -54,6 +57,18 @@ use stats::Recorder;
 
 /// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
+    run_with(cfg, quiet, || Ok(None))
+}
+
+/// [`run`], with `before_load` called on this thread once the run is in its namespace
+/// (after `--isolate`) and before anything is measured: a server it starts there
+/// ([`launch`]) and whose address it returns is the run's `--target`. The caller stops that
+/// server after this returns.
+pub fn run_with(
+    cfg: &RunConfig,
+    quiet: bool,
+    before_load: impl FnOnce() -> anyhow::Result<Option<SocketAddr>>,
+) -> anyhow::Result<Report> {
     preflight::check_fd_budget(cfg)?;
     if cfg.isolate {
         isolate(&cfg.sysctls)?;
@@ -62,6 +77,17 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     // The machine's own loopback cycle, before any load: what compare checks two reports'
     // machines by.
     let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();
+    let served;
+    let cfg = match before_load()? {
+        Some(addr) => {
+            served = RunConfig {
+                target: Target::External(addr),
+                ..cfg.clone()
+            };
+            &served
+        }
+        None => cfg,
+    };
     let hints = port_hints(cfg);
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");

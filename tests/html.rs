@@ -219,8 +219,11 @@ fn pages_fit_the_window() {
                     .map(String::from)
                     .to_vec(),
                 report: run.clone(),
+                server: None,
             })
             .collect(),
+        failed: vec![],
+        interrupted: false,
     };
     let series: Vec<Series> = m
         .scenarios

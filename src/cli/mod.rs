@@ -135,7 +135,9 @@ pub struct MergeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MatrixArgs {
     /// The scenarios: `[defaults]` and `[[scenario]]` tables whose keys are `tcpbench run` flags
-    /// without their dashes (see reports/scenarios/).
+    /// without their dashes, and `server.*` keys for a real server to start and load (see
+    /// reports/scenarios/). Exit 1 when connections failed or a scenario's server did not
+    /// start or did not last its run.
     #[arg(value_name = "SCENARIOS.toml")]
     pub file: PathBuf,
 
@@ -266,6 +268,28 @@ pub struct AbArgs {
         allow_hyphen_values = true
     )]
     pub candidate_args: String,
+
+    /// A real server each baseline run starts and loads (a fresh one per run), as one
+    /// string: 'nginx -p {dir} -c {fill:a.conf} -g "daemon off;"'. `{dir}` is a fresh folder,
+    /// `{port}` a free port, `{fill:PATH}` the file at PATH with those filled in, in {dir}.
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub baseline_server: Option<String>,
+
+    /// A real server each candidate run starts and loads, as --baseline-server.
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub candidate_server: Option<String>,
+
+    /// Where a side's server listens once it is ready (its runs' --target).
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::launch::DEFAULT_READY)]
+    pub server_ready: String,
+
+    /// How long a side's server may take to listen before the A/B fails.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub server_ready_timeout: std::time::Duration,
+
+    /// The signal that stops a side's server after each run (SIGKILL 5 s later).
+    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", value_parser = crate::launch::Signal::parse)]
+    pub server_stop: crate::launch::Signal,
 
     /// Fail when FIGURE OP LIMIT holds for the whole interval of the change (as compare
     /// --fail-if). Repeatable; each replaces the default for its figure.

@@ -413,6 +413,22 @@ fn expect_farewell(a: &RunArgs, target: &Target) -> Result<Option<usize>, UsageE
     }
 }
 
+/// A run configuration from `run` flags written as text (a matrix scenario file, `ab`'s
+/// common and side flags), parsed and checked by the same clap and resolve code as the
+/// command line.
+pub fn from_flags(flags: &[String]) -> Result<RunConfig, UsageError> {
+    use clap::Parser;
+    let argv = ["tcpbench", "run", "--quiet"]
+        .into_iter()
+        .map(String::from)
+        .chain(flags.iter().cloned());
+    let cli = super::Cli::try_parse_from(argv).map_err(|e| UsageError(super::one_line(&e)))?;
+    let Some(super::Command::Run(run)) = cli.command else {
+        unreachable!("`run` was given")
+    };
+    RunConfig::from_args(&run)
+}
+
 impl RunConfig {
     /// The configuration `trace` makes its connections with: `run`'s defaults, one flow, and
     /// the trace's own flags, set as typed values.

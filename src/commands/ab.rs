@@ -14,14 +14,16 @@ pub fn ab(args: &AbArgs) -> anyhow::Result<u8> {
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--html", Format::Html, args.html.as_deref())?;
     let this = std::env::current_exe()?;
-    let side = |name: &str, bin: &Option<PathBuf>, flags: &str, flag: &str| {
+    let side = |name: &str, bin: &Option<PathBuf>, flags: &str, server: &Option<String>| {
+        let server = ab::server_spec(args, name, server.as_deref())?;
         ab::split_args(flags)
             .map(|args| ab::Side {
                 name: name.to_string(),
                 bin: bin.clone().unwrap_or_else(|| this.clone()),
                 args,
+                server,
             })
-            .map_err(|e| UsageError(format!("{flag}: {e}; quote the flags as one string")))
+            .map_err(|e| UsageError(format!("--{name}-args: {e}; quote the flags as one string")))
     };
     let plan = ab::Plan {
         sides: [
@@ -29,13 +31,13 @@ pub fn ab(args: &AbArgs) -> anyhow::Result<u8> {
                 "baseline",
                 &args.baseline_bin,
                 &args.baseline_args,
-                "--baseline-args",
+                &args.baseline_server,
             )?,
             side(
                 "candidate",
                 &args.candidate_bin,
                 &args.candidate_args,
-                "--candidate-args",
+                &args.candidate_server,
             )?,
         ],
         common: args.common.clone(),
