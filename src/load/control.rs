@@ -35,16 +35,23 @@ pub struct Control {
     show_progress: bool,
 }
 
+/// A current-thread runtime for the main thread, with SIGINT/SIGTERM handlers installed in
+/// it: what a command waits on signals with.
+pub fn signal_runtime() -> std::io::Result<(tokio::runtime::Runtime, Signals)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = {
+        let _guard = rt.enter();
+        Signals::new()?
+    };
+    Ok((rt, signals))
+}
+
 impl Control {
     /// Installs the signal handlers; progress shows only when stderr is a terminal.
     pub fn new(quiet: bool) -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let signals = {
-            let _guard = rt.enter();
-            Signals::new()?
-        };
+        let (rt, signals) = signal_runtime()?;
         Ok(Control {
             rt,
             signals,

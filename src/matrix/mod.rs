@@ -252,13 +252,7 @@ struct CtrlC {
 
 impl CtrlC {
     fn new() -> std::io::Result<CtrlC> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let signals = {
-            let _guard = rt.enter();
-            Signals::new()?
-        };
+        let (rt, signals) = crate::load::control::signal_runtime()?;
         Ok(CtrlC {
             rt,
             signals,
