@@ -78,11 +78,12 @@ pub struct Ab {
 /// each run as it ends (side index, round, report).
 pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow::Result<Ab> {
     for side in &plan.sides {
+        check_flags(side, &plan.common)?;
         if side.server.is_some() {
             served_flags(side, &plan.common)?;
         }
     }
-    let dir = tempfile_dir()?;
+    let dir = RunsDir::new()?;
     let mut runs: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
     let mut servers: [Vec<ServerRun>; 2] = [Vec::new(), Vec::new()];
     let mut interrupted = false;
@@ -90,7 +91,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let side = &plan.sides[i];
-            let out = dir.join(format!("{}-{round}.json", i));
+            let out = dir.0.join(format!("{}-{round}.json", i));
             let (r, server) = run_side(side, &plan.common, &out)
                 .with_context(|| format!("{} run {}", side.name, round + 1))?;
             servers[i].extend(server);
@@ -103,7 +104,6 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     if runs.iter().any(Vec::is_empty) {
         bail!("a side has no run to compare");
     }
@@ -145,6 +145,29 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
     })
 }
 
+/// Flags ab sets on every child itself.
+const AB_OWNS: [&str; 3] = ["--json", "--quiet", "-q"];
+
+/// Checks a side's flags as its runs will take them, before any run: one line naming the
+/// side and the flag (exit 2), never a round of failed children.
+fn check_flags(side: &Side, common: &[String]) -> Result<(), UsageError> {
+    let all: Vec<String> = common.iter().chain(&side.args).cloned().collect();
+    if let Some(w) = all.iter().find(|w| {
+        AB_OWNS
+            .iter()
+            .any(|f| w == f || w.starts_with(&format!("{f}=")))
+    }) {
+        return Err(UsageError(format!(
+            "{w} among the run flags: ab gives every run its own --json and --quiet; use `ab --json PATH` for the whole A/B"
+        )));
+    }
+    if side.server.is_none() {
+        crate::cli::resolve::from_flags(&all)
+            .map_err(|e| UsageError(format!("the {} runs' flags: {}", side.name, e.0)))?;
+    }
+    Ok(())
+}
+
 /// A server side's run flags: the common and the side's own, and what ab does for them
 /// itself: whether to make a fresh namespace, and the sysctls to set there.
 struct ServedFlags {
@@ -157,14 +180,14 @@ struct ServedFlags {
 /// Checks a server side's flags as `run --target` would take them, before any run.
 fn served_flags(side: &Side, common: &[String]) -> Result<ServedFlags, UsageError> {
     let all: Vec<String> = common.iter().chain(&side.args).cloned().collect();
-    let mut checked = all.clone();
-    checked.extend(["--target".into(), "127.0.0.1:1".into()]);
-    let cfg = crate::cli::resolve::from_flags(&checked).map_err(|e| {
+    let blame = |e: UsageError| {
         UsageError(format!(
             "--{}-server: its runs load the server (run --target): {}",
             side.name, e.0
         ))
-    })?;
+    };
+    // The namespace settings, read as the flags stand (ab applies them itself).
+    let cfg = crate::cli::resolve::from_flags(&all).map_err(blame)?;
     let mut flags = Vec::new();
     let mut words = all.into_iter();
     while let Some(w) = words.next() {
@@ -177,6 +200,10 @@ fn served_flags(side: &Side, common: &[String]) -> Result<ServedFlags, UsageErro
             _ => flags.push(w),
         }
     }
+    // The child's own flags, as `run --target` takes them.
+    let mut checked = flags.clone();
+    checked.extend(["--target".into(), "127.0.0.1:1".into()]);
+    crate::cli::resolve::from_flags(&checked).map_err(blame)?;
     Ok(ServedFlags { flags, cfg })
 }
 
@@ -231,6 +258,15 @@ fn run_one(bin: &Path, flags: &[String], more: &[String], out: &Path) -> anyhow:
         .with_context(|| format!("cannot start {}", bin.display()))?;
     match status.code() {
         Some(0 | 1 | 130) => {}
+        Some(2) => {
+            return Err(UsageError(format!(
+                "`{} run {} {}` refused its flags (its error is above)",
+                bin.display(),
+                flags.join(" "),
+                more.join(" ")
+            ))
+            .into());
+        }
         _ => bail!(
             "`{} run {} {}` exited with {status}: its error is above",
             bin.display(),
@@ -238,7 +274,13 @@ fn run_one(bin: &Path, flags: &[String], more: &[String], out: &Path) -> anyhow:
             more.join(" ")
         ),
     }
-    crate::report::json::read(out)
+    crate::report::json::read(out).map_err(|e| {
+        UsageError(format!(
+            "{} wrote no tcpbench report ({e:#}); give a tcpbench binary",
+            bin.display()
+        ))
+        .into()
+    })
 }
 
 /// Side `name`'s server from its `--NAME-server CMD` (split as the side's flags are) and
@@ -265,11 +307,22 @@ pub fn server_spec(
     Ok(Some(spec))
 }
 
-/// A private folder for the runs' reports.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!("tcpbench-ab-{}", std::process::id()));
-    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
-    Ok(base)
+/// A private folder for the runs' reports, removed when the A/B ends, however it ends.
+struct RunsDir(PathBuf);
+
+impl RunsDir {
+    fn new() -> anyhow::Result<RunsDir> {
+        let base = std::env::temp_dir().join(format!("tcpbench-ab-{}", std::process::id()));
+        std::fs::create_dir_all(&base)
+            .with_context(|| format!("cannot create {}", base.display()))?;
+        Ok(RunsDir(base))
+    }
+}
+
+impl Drop for RunsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Splits a side's flags as a shell would for simple words: whitespace separates, single or

@@ -240,7 +240,7 @@ pub struct CompareArgs {
 pub struct AbArgs {
     /// Rounds: each runs both sides once, the order alternating (A B, B A, ...). Five or more
     /// bound a 95% interval (four is the least).
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(4..=1000))]
     pub rounds: u32,
 
     /// The baseline's tcpbench binary [default: this one].

@@ -318,10 +318,12 @@ fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
             "--sysctl would change the host's settings; add --isolate to set it in the run's own namespace",
         );
     }
-    if a.isolate && a.target.as_ref().is_some_and(|t| !t.ip().is_loopback()) {
-        return usage(
-            "--isolate runs in a namespace with only a loopback; a remote --target is unreachable from it",
-        );
+    if let Some(t) = a.target
+        && a.isolate
+    {
+        return usage(format!(
+            "--isolate runs in a namespace of its own, where nothing listens on --target {t}; drop --isolate, or let matrix `server.*` or `ab --*-server` start the server inside it"
+        ));
     }
     if a.sample_interval < Duration::from_millis(1) {
         return usage("--sample-interval must be at least 1ms");
