@@ -83,6 +83,9 @@ struct Worker {
     limit: Option<Arc<Semaphore>>,
     /// Read buffers reused across connections, so a connection allocates none.
     buffers: RefCell<Vec<Vec<u8>>>,
+    /// The HTTP and RESP responders' buffers (requests not yet answered, answers to write),
+    /// reused likewise.
+    requests: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl EchoServer {
@@ -139,6 +142,7 @@ impl EchoServer {
                         counters,
                         limit,
                         buffers: RefCell::new(Vec::new()),
+                        requests: RefCell::new(Vec::new()),
                     });
                     local.block_on(&rt, async move {
                         match TcpListener::from_std(listener.into()) {
