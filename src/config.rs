@@ -9,6 +9,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod protocol;
+
+pub use protocol::{
+    DEFAULT_MAX_RESPONSE, HttpConfig, ProtocolConfig, RawConfig, RawEndConfig, RespConfig,
+    ServerProtocol,
+};
+
 /// How the client ends each connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +80,8 @@ pub struct ServerConfig {
     #[serde(with = "opt_secs")]
     pub linger: Option<Duration>,
     pub close: ServerClose,
-    /// For `first`/`rst`: close once this many bytes were echoed. `None`: after the first read.
+    /// For `first`/`rst`: close once this many bytes were echoed (with `protocol` http or
+    /// resp: this many requests answered). `None`: after the first read (the first answer).
     pub close_after: Option<u64>,
     /// Bytes sent after the client's FIN and before the server's own FIN (half-close).
     pub farewell: usize,
@@ -92,6 +100,9 @@ pub struct ServerConfig {
     /// Wait this long before echoing each read: a slow application.
     #[serde(default, with = "opt_secs")]
     pub echo_delay: Option<Duration>,
+    /// What the server answers: echo, or the minimal HTTP or RESP responder.
+    #[serde(default)]
+    pub protocol: ServerProtocol,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +124,7 @@ impl Default for ServerConfig {
             max_payload: None,
             accept_delay: None,
             echo_delay: None,
+            protocol: ServerProtocol::Echo,
         }
     }
 }
@@ -121,9 +133,11 @@ impl Default for ServerConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
-    /// An echo server started in-process on an ephemeral loopback port for the run.
+    /// The embedded server (echo, or the responder of the run's protocol), started
+    /// in-process on an ephemeral loopback port for the run.
     Embedded(ServerConfig),
-    /// Any echo server, given as `--target HOST:PORT`, resolved once.
+    /// Any server that speaks the run's protocol, given as `--target HOST:PORT`, resolved
+    /// once.
     External(SocketAddr),
 }
 
@@ -201,8 +215,15 @@ pub struct RunConfig {
     pub bounds: Bounds,
     /// Connections before the measured ones, excluded from every figure.
     pub warmup: Option<Bounds>,
+    /// Bytes per request of the echo protocol.
     pub payload: usize,
     pub requests: u32,
+    /// What each request and response is (`--protocol`).
+    #[serde(default)]
+    pub protocol: ProtocolConfig,
+    /// A response larger than this fails as `response_too_large` (`--max-response`).
+    #[serde(default = "default_max_response")]
+    pub max_response: usize,
     /// Each connection stays open this long after its last echo, before it closes.
     #[serde(with = "opt_secs")]
     pub hold: Option<Duration>,
@@ -231,6 +252,10 @@ pub struct RunConfig {
     /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
+}
+
+fn default_max_response() -> usize {
+    DEFAULT_MAX_RESPONSE
 }
 
 /// When failures stop a run early.

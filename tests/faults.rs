@@ -402,8 +402,8 @@ fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
         .enable_all()
         .build()
         .unwrap();
-    let mut scratch =
-        tcpbench::load::conn::Scratch::new(&cfg, tcpbench::load::conn::request_pattern(64));
+    let echo = tcpbench::load::proto::Protocol::from_config(&cfg.protocol, 64, target).unwrap();
+    let mut scratch = tcpbench::load::conn::Scratch::new(&cfg, echo.into());
     let (_keep, mut stop) = tokio::sync::watch::channel(false);
     let source = Some("192.0.2.1".parse().unwrap());
     let f = rt

@@ -11,7 +11,7 @@ pub mod resolve;
 mod run;
 mod serve;
 
-pub use run::{EmbeddedServerArgs, PortArg, RunArgs};
+pub use run::{EmbeddedServerArgs, PortArg, ProtocolArg, ProtocolArgs, RunArgs};
 pub use serve::ServeArgs;
 
 use crate::config::CloseMode;
@@ -31,9 +31,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Open, use and close connections against an echo server and report the latencies.
+    /// Open, use and close connections against a server (echo, HTTP, Redis, raw) and report
+    /// the latencies.
     Run(Box<RunArgs>),
-    /// Run the echo server on its own until SIGINT/SIGTERM (or --duration).
+    /// Run the embedded server (echo, HTTP or RESP) on its own until SIGINT/SIGTERM (or
+    /// --duration).
     Serve(ServeArgs),
     /// Show what SO_REUSEADDR does to a server restart while its TIME_WAIT remains.
     Rebind(RebindArgs),
@@ -62,7 +64,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
-    /// Echo server on this host's loopback to trace against [default: the embedded one].
+    /// Server on this host's loopback to trace against, speaking --protocol [default: the
+    /// embedded one].
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
@@ -103,6 +106,9 @@ pub struct TraceArgs {
     /// Write the first connection's ladder as an SVG picture.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub proto: ProtocolArgs,
 }
 
 #[derive(Args, Debug, Clone)]

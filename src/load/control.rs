@@ -421,6 +421,7 @@ mod tests {
         phase: Phase::Connect,
         kind: ErrorKind::Refused,
         errno: Some(libc::ECONNREFUSED),
+        status: None,
     };
 
     #[test]

@@ -165,6 +165,7 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
             argv.push("--isolate".into());
         }
         if let Some(t) = &common.target {
+            crate::cli::resolve::isolated_target(common.isolate, Some(t))?;
             argv.extend(["--target".into(), t.clone()]);
         }
         if let Some(spec) = &server {

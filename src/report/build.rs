@@ -42,6 +42,7 @@ impl Report {
                 phase: f.phase,
                 kind: f.kind,
                 errno: f.errno_name(),
+                status: f.status,
                 count,
             })
             .collect();
@@ -60,6 +61,7 @@ impl Report {
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
                 farewell_bytes: r.farewell_bytes,
+                closes: r.closes,
             },
             rate_cps: if m.duration_s > 0.0 {
                 r.succeeded as f64 / m.duration_s

@@ -24,8 +24,8 @@ use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
-use crate::stats::Metric;
 use crate::stats::Tick;
+use crate::stats::{Closes, Metric};
 pub use build::Measured;
 pub use hdr::Hdr;
 
@@ -121,6 +121,10 @@ pub struct Totals {
     /// farewell, `--close client`).
     #[serde(default)]
     pub farewell_bytes: u64,
+    /// How the established connections ended, observed by the client's syscalls (not the
+    /// configured close): who sent the first FIN, or an RST. Failed connections included.
+    #[serde(default)]
+    pub closes: Closes,
 }
 
 /// Failures of one phase and kind.
@@ -130,9 +134,25 @@ pub struct ErrorCount {
     pub kind: ErrorKind,
     /// The errno's symbolic name, when the kernel gave one.
     pub errno: Option<String>,
+    /// The HTTP status of an `http_status` failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     pub count: u64,
 }
 
+impl ErrorCount {
+    /// The kind, with its HTTP status when it has one: `http_status 404`.
+    pub fn kind_label(&self) -> String {
+        match self.status {
+            Some(status) => format!("{} {status}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
+}
+
+/// The phases' distributions. `echo` is the exchange phase of every protocol: one
+/// request's round trip (schema v1 keeps the name; text and Markdown say `exchange` when the
+/// protocol is not echo).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Latency {
     pub connect: PhaseStats,
@@ -258,6 +278,23 @@ impl Report {
             .filter(|(_, v)| **v != 0)
             .map(|(k, v)| format!("{k} {v:+}"))
             .collect()
+    }
+
+    /// What the text and Markdown call metric `m`: the echo phase is the exchange of every
+    /// other protocol (its key stays `echo`).
+    pub fn label(&self, m: Metric) -> &'static str {
+        match m {
+            Metric::Echo if !self.config.protocol.is_echo() => "exchange",
+            m => m.name(),
+        }
+    }
+
+    /// What the text and Markdown call phase `p` (see [`Report::label`]).
+    pub fn phase_label(&self, p: Phase) -> String {
+        match p {
+            Phase::Echo => self.label(Metric::Echo).to_string(),
+            p => p.to_string(),
+        }
     }
 
     /// 0 when every connection succeeded, 1 when any failed.

@@ -69,7 +69,7 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
         .iter()
         // Failed attempts get a row only when there were some.
         .filter(|&&m| m != Metric::Failed || r.latency.failed.count > 0)
-        .map(|&m| (m.name(), r.latency.get(m)))
+        .map(|&m| (r.label(m), r.latency.get(m)))
         .collect();
     table(&mut out, "latency (µs)", &rows, narrow);
     if let Some(s) = &r.latency_from_schedule {
@@ -96,11 +96,14 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
                 out,
                 "  {:>8}  {:<22} at {}{}",
                 e.count,
-                e.kind.as_str(),
-                e.phase,
+                e.kind_label(),
+                r.phase_label(e.phase),
                 errno
             );
         }
+    }
+    if let Some(line) = closes_line(r) {
+        let _ = writeln!(out, "{line}");
     }
     let moved = r.moved_counters();
     if !moved.is_empty() {
@@ -147,9 +150,13 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
         c.user_s, c.sys_s, c.us_per_conn, c.system_busy_pct, c.system_softirq_pct
     );
     if let Some(s) = &r.server {
+        let answers = match s.answers {
+            0 => String::new(),
+            n => format!(", {n} answers"),
+        };
         let _ = writeln!(
             out,
-            "server: {} accepted, {} B in, {} B out, {} resets",
+            "server: {} accepted{answers}, {} B in, {} B out, {} resets",
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
     }
@@ -160,6 +167,43 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// How the established connections ended, as observed; `None` when none was.
+pub(crate) fn closes_line(r: &Report) -> Option<String> {
+    let c = &r.totals.closes;
+    (c.total() > 0).then(|| {
+        format!(
+            "closes (observed): {} client first, {} server first, {} RST sent, {} RST received",
+            c.client_first, c.server_first, c.rst_sent, c.rst_received
+        )
+    })
+}
+
+/// What each request is: the echo's size, or the protocol's request.
+fn requests_phrase(c: &crate::config::RunConfig) -> String {
+    use crate::config::{ProtocolConfig, RawEndConfig};
+    let n = format!(
+        "{} request{}",
+        c.requests,
+        if c.requests == 1 { "" } else { "s" }
+    );
+    match &c.protocol {
+        ProtocolConfig::Echo => format!("{} B x {n}", c.payload),
+        ProtocolConfig::Http(h) => format!("http GET {} x {n}", h.path),
+        ProtocolConfig::Resp(x) => {
+            let command = x.command.as_deref().unwrap_or("PING");
+            format!("resp {command:?} x {n}")
+        }
+        ProtocolConfig::Raw(x) => {
+            let end = match &x.end {
+                RawEndConfig::Bytes(b) => format!("{b} B back"),
+                RawEndConfig::Prefix(p) => format!("a {}-byte prefix back", p.len()),
+                RawEndConfig::Close => "read to the close".into(),
+            };
+            format!("raw {} B, {end}, x {n}", x.send.len())
+        }
+    }
 }
 
 /// The spread of `--repeat` runs: median (min–max) of the headline figures.
@@ -227,8 +271,12 @@ fn header(
                 d.map(|d| format!(", {what} delay {}", humantime::format_duration(d)))
                     .unwrap_or_default()
             };
+            let what = match s.protocol {
+                crate::config::ServerProtocol::Echo => String::new(),
+                p => format!(" {p}"),
+            };
             format!(
-                "embedded server {} (close {}, backlog {}, {} worker{}{}{})",
+                "embedded{what} server {} (close {}, backlog {}, {} worker{}{}{})",
                 target_addr,
                 s.close,
                 s.backlog,
@@ -241,14 +289,12 @@ fn header(
         Target::External(_) => format!("target {target_addr}"),
     };
     format!(
-        "tcpbench {}: {bound}, {load}, {} thread{}{}, {} B x {} request{}, close {} -> {server}",
+        "tcpbench {}: {bound}, {load}, {} thread{}{}, {}, close {} -> {server}",
         version,
         c.threads,
         if c.threads == 1 { "" } else { "s" },
         if c.pin { " (pinned)" } else { "" },
-        c.payload,
-        c.requests,
-        if c.requests == 1 { "" } else { "s" },
+        requests_phrase(c),
         c.socket.close,
     )
 }
@@ -348,6 +394,40 @@ mod tests {
         );
         assert!(text.contains("close client -> embedded server"), "{text}");
         assert!(!text.contains("farewell"), "none came: {text}");
+    }
+
+    #[test]
+    fn another_protocol_labels_the_echo_phase_exchange_and_shows_closes_and_statuses() {
+        let mut r = fixture::report();
+        assert!(!render(&r).contains("closes"), "none observed");
+        r.config.protocol =
+            crate::config::ProtocolConfig::Resp(crate::config::RespConfig { command: None });
+        r.totals.closes.server_first = 2;
+        r.totals.closes.rst_received = 1;
+        r.errors[0].kind = crate::failure::ErrorKind::HttpStatus;
+        r.errors[0].phase = crate::failure::Phase::Echo;
+        r.errors[0].status = Some(404);
+        let text = render(&r);
+        let labels: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+            .collect();
+        assert!(
+            labels.contains(&"exchange") && !labels.contains(&"echo"),
+            "{text}"
+        );
+        assert!(text.contains("resp \"PING\" x 1 request"), "{text}");
+        assert!(text.contains("http_status 404"), "{text}");
+        assert!(text.contains("at exchange"), "{text}");
+        assert!(
+            text.contains(
+                "closes (observed): 0 client first, 2 server first, 0 RST sent, 1 RST received"
+            ),
+            "{text}"
+        );
+        let md = crate::report::markdown::render(&r);
+        assert!(md.contains("| exchange | 3 |"), "{md}");
+        assert!(md.contains("| http_status 404 | exchange |"), "{md}");
     }
 
     #[test]
