@@ -34,7 +34,7 @@ fn isolated(args: &[&str], code: impl Fn(&Value) -> i32) -> Option<Value> {
         .arg(&json)
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = common::read_report(&json);
     assert_eq!(
         out.status.code(),
         Some(code(&report)),
@@ -152,8 +152,8 @@ fn run_isolated(args: &[&str]) -> Option<(std::process::Output, Value)> {
         println!("SKIPPED: {}", stderr.trim());
         return None;
     }
-    let report = std::fs::read(&json).unwrap_or_else(|e| panic!("no report ({e}): {stderr}"));
-    Some((out, serde_json::from_slice(&report).unwrap()))
+    assert!(json.exists(), "no report: {stderr}");
+    Some((out, common::read_report(&json)))
 }
 
 fn errors_of_kind(r: &Value, kind: &str) -> u64 {

@@ -21,7 +21,7 @@ use crate::config::{Bounds, ErrorLimit};
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Connections ended by a moment of the run, counted since its start.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tick {
     /// Since the pool started.
     pub t_ms: f64,

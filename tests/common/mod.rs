@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use clap::Parser;
 use tcpbench::cli::{Cli, Command};
@@ -11,6 +12,62 @@ use tcpbench::config::RunConfig;
 pub fn heavy() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The committed schema of `tcpbench.report.v1`, reports/schema/report.v1.json, compiled once.
+fn report_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema/report.v1.json");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema: serde_json::Value = serde_json::from_slice(&text).expect("the schema is JSON");
+        // Formats too: a timestamp must be RFC 3339, as the schema says.
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the report schema is a valid JSON Schema")
+    })
+}
+
+/// Where `report` breaks the report schema, one line per violation (at most 10); empty
+/// when it is a valid `tcpbench.report.v1` report.
+pub fn schema_violations(report: &serde_json::Value) -> Vec<String> {
+    report_schema()
+        .iter_errors(report)
+        .take(10)
+        .map(|e| {
+            let mut line = format!("{}: {e}", e.instance_path());
+            if line.len() > 300 {
+                let cut = (0..=300)
+                    .rev()
+                    .find(|&i| line.is_char_boundary(i))
+                    .unwrap_or(0);
+                line.truncate(cut);
+                line.push('…');
+            }
+            line
+        })
+        .collect()
+}
+
+/// Panics, naming the violations, unless `report` matches reports/schema/report.v1.json.
+/// Every test that reads a report a run wrote calls this (through `read_report`).
+pub fn assert_schema(report: &serde_json::Value) {
+    let bad = schema_violations(report);
+    assert!(
+        bad.is_empty(),
+        "the report breaks reports/schema/report.v1.json:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The JSON report at `path`, checked against the report schema.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let report =
+        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_schema(&report);
+    report
 }
 
 /// A run configuration from command-line flags, as the binary would build it.
