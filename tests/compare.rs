@@ -186,7 +186,11 @@ fn matrix_moves_time_wait_with_the_close_mode() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(2) && err.contains("--isolate cannot create") {
-        println!("SKIPPED: {}", err.trim());
+        let why = err.trim().trim_start_matches("tcpbench: error: ");
+        common::require(
+            &format!("root (CAP_SYS_ADMIN) for --isolate; here: {why}"),
+            false,
+        );
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{err}");

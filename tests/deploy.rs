@@ -5,7 +5,9 @@
 //! agents write to and the merge step reads. The checks work on the files' text, so the tests
 //! at the end break a copy of it on purpose and expect the lint to say so. The flags the
 //! manifests pass must be in the binary's --help, and deploy/ssh-fanout.sh must pass `bash -n`
-//! (and shellcheck, where it is installed).
+//! and shellcheck (a visible skip where it is not installed, a failure under CI).
+
+mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -693,7 +695,12 @@ fn the_ssh_recipe_parses() {
         String::from_utf8_lossy(&out.stderr)
     );
     match Command::new("shellcheck").arg(&script).output() {
-        Err(e) => println!("SKIPPED shellcheck: not installed ({e}); apt-get install shellcheck"),
+        Err(e) => {
+            common::require(
+                &format!("shellcheck ({e}; apt-get install shellcheck)"),
+                false,
+            );
+        }
         Ok(out) => assert!(
             out.status.success(),
             "shellcheck deploy/ssh-fanout.sh:\n{}",

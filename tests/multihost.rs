@@ -6,7 +6,8 @@
 //! own namespace has no interface on the bridge and no route to 198.18.0.0/15.
 //!
 //! Where `ip netns add` is not permitted (it needs root: CAP_SYS_ADMIN to make a namespace
-//! and to mount it under /run/netns) the test prints why and checks nothing.
+//! and to mount it under /run/netns) the test is a visible skip (`common::require`), and under
+//! CI a failure.
 
 mod common;
 
@@ -195,9 +196,9 @@ fn three_agents_in_namespaces_merge_into_one_report() {
     let mut lab = match Lab::new() {
         Ok(lab) => lab,
         Err(why) => {
-            println!(
-                "SKIPPED: `ip netns add` is not permitted here ({why}); making named network \
-                 namespaces needs root (CAP_SYS_ADMIN)"
+            common::require(
+                &format!("root (CAP_SYS_ADMIN) for `ip netns add`; here: {why}"),
+                false,
             );
             return;
         }
