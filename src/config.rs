@@ -17,7 +17,9 @@ pub use protocol::{
 };
 
 /// How the client ends each connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseMode {
     /// shutdown(SHUT_WR), read to EOF, close: the client closes first and holds TIME_WAIT.
@@ -32,7 +34,9 @@ pub enum CloseMode {
 }
 
 /// How the echo server ends each connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerClose {
     /// Passive close: echo until the client's FIN, then shutdown(SHUT_WR) and close.
@@ -65,7 +69,7 @@ impl std::fmt::Display for ServerClose {
 }
 
 /// Settings of the echo server, for `serve` and for the server embedded in `run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub backlog: u32,
@@ -75,9 +79,11 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Worker *i* runs on CPU *i* and, with SO_REUSEPORT, gets the connections whose SYN
     /// arrives on that CPU (see `cpu`).
+    #[serde(default)]
     pub pin: bool,
     /// SO_LINGER on accepted sockets; `Some(0)` makes every close an RST.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub linger: Option<Duration>,
     pub close: ServerClose,
     /// For `first`/`rst`: close once this many bytes were echoed (with `protocol` http or
@@ -89,16 +95,19 @@ pub struct ServerConfig {
     /// Connections served at once; further ones wait in the accept queue.
     pub max_conns: Option<usize>,
     /// A connection that sends nothing for this long is closed.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub idle_timeout: Option<Duration>,
     /// A connection that sends more than this is closed.
     pub max_payload: Option<u64>,
     /// Each worker waits this long before each accept(): a slow acceptor, so the accept
     /// queue fills (a backlog test), or a regression to catch.
     #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub accept_delay: Option<Duration>,
     /// Wait this long before echoing each read: a slow application.
     #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub echo_delay: Option<Duration>,
     /// What the server answers: echo, or the minimal HTTP or RESP responder.
     #[serde(default)]
@@ -130,7 +139,7 @@ impl Default for ServerConfig {
 }
 
 /// Where the load goes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// The embedded server (echo, or the responder of the run's protocol), started
@@ -142,7 +151,7 @@ pub enum Target {
 }
 
 /// Closed loop (a fixed number of workers) or open loop (a fixed schedule of starts).
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadModel {
     /// `concurrency` workers, each starting its next connection when the last one ended.
@@ -168,19 +177,23 @@ impl LoadModel {
 }
 
 /// When a phase of the load stops starting new connections: whichever bound comes first.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Bounds {
     pub conns: Option<u64>,
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub duration: Option<Duration>,
 }
 
 /// How a client socket gets its local port.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case", tag = "strategy")]
 pub enum PortStrategy {
     /// connect() picks an ephemeral port, as real clients do. When TIME_WAIT fills
     /// ip_local_port_range, that search gets expensive: it shows in connect latency.
+    #[default]
     Kernel,
     /// bind() each socket to the next port of `lo..=hi` (SO_REUSEADDR), cycling, as netperf
     /// does: no search at connect(). Ports in use are skipped.
@@ -191,24 +204,28 @@ pub enum PortStrategy {
 }
 
 /// Options of every client socket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientSocket {
     pub close: CloseMode,
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub linger: Option<Duration>,
     pub reuseaddr: bool,
     pub nodelay: bool,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub bind: Vec<IpAddr>,
+    #[serde(default)]
     pub ports: PortStrategy,
     #[serde(with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub connect_timeout: Duration,
     #[serde(with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub io_timeout: Duration,
 }
 
 /// Everything `run` needs, validated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunConfig {
     pub target: Target,
     pub load: LoadModel,
@@ -225,7 +242,8 @@ pub struct RunConfig {
     #[serde(default = "default_max_response")]
     pub max_response: usize,
     /// Each connection stays open this long after its last echo, before it closes.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub hold: Option<Duration>,
     pub socket: ClientSocket,
     /// Bytes the server sends after the client's FIN, when known (embedded server).
@@ -233,21 +251,29 @@ pub struct RunConfig {
     /// Client threads, each with its own single-threaded runtime.
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
+    #[serde(default)]
     pub pin: bool,
     /// Stop once this many (or this share of) connections failed.
+    #[serde(default, deserialize_with = "error_limit_v1")]
+    #[schemars(with = "Option<StoredErrorLimit>")]
     pub max_errors: Option<ErrorLimit>,
     /// The run happens in a fresh network namespace of its own.
+    #[serde(default)]
     pub isolate: bool,
     /// Network sysctls set in that namespace for the run.
+    #[serde(default)]
     pub sysctls: Vec<(String, String)>,
-    /// The socket-state sampler's tick.
-    #[serde(with = "secs")]
+    /// The socket-state sampler's tick (0 in reports from before the sampler).
+    #[serde(default, with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub sample_interval: Duration,
     /// How long the sampler goes on after the load.
-    #[serde(with = "secs")]
+    #[serde(default, with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub drain: Duration,
-    /// Wait for this wall-clock instant before starting.
+    /// Wait for this wall-clock instant before starting (RFC 3339).
     #[serde(default, with = "opt_rfc3339")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub start_at: Option<std::time::SystemTime>,
     /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +285,7 @@ fn default_max_response() -> usize {
 }
 
 /// When failures stop a run early.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorLimit {
     /// This many failed connections.
@@ -268,8 +294,27 @@ pub enum ErrorLimit {
     Ratio(f64),
 }
 
+/// `max_errors` as reports hold it: `{"count": N}`, `{"ratio": R}`, or the bare count that
+/// v1 reports held before --max-errors took a share.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum StoredErrorLimit {
+    Count(u64),
+    Limit(ErrorLimit),
+}
+
+/// Reads `max_errors` in either form.
+fn error_limit_v1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorLimit>, D::Error> {
+    Ok(
+        Option::<StoredErrorLimit>::deserialize(d)?.map(|l| match l {
+            StoredErrorLimit::Count(n) => ErrorLimit::Count(n),
+            StoredErrorLimit::Limit(l) => l,
+        }),
+    )
+}
+
 /// Who this agent is in a run of several, and what the whole run asked for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Agent {
     pub id: String,
     pub index: u32,

@@ -149,7 +149,9 @@ pub enum Close {
 
 /// The established connections by how they ended ([`Close`]), counted as they end, failed
 /// ones included; connections that never got established are not in it.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Closes {
     pub client_first: u64,
     pub server_first: u64,
@@ -180,7 +182,7 @@ impl Closes {
 }
 
 /// Connections ended by a moment of the run, counted since its start.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tick {
     /// Since the pool started.
     pub t_ms: f64,

@@ -11,23 +11,6 @@ use common::servers::require;
 use common::{bin, heavy};
 use serde_json::Value;
 
-/// Whether a network namespace can be made; a skip says so, and fails under CI.
-fn can_isolate() -> bool {
-    let ok = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: CI must run it: it needs root"
-        );
-        eprintln!("SKIPPED {test}: needs root for network namespaces (unshare -n)");
-    }
-    ok
-}
-
 /// Runs `tcpbench matrix FILE EXTRA… --json OUT`: exit code, stderr, the JSON.
 fn matrix(file: &Path, extra: &[&str]) -> (Option<i32>, String, Value) {
     let json = file.with_extension("json");
@@ -156,7 +139,7 @@ fn two_nginx_configurations_both_run_and_the_tiny_backlog_overflows() {
     let Some(nginx) = require("nginx", "nginx-light") else {
         return;
     };
-    if !can_isolate() {
+    if !common::require_netns() {
         return;
     }
     let _g = heavy();
@@ -365,7 +348,7 @@ fn ab_starts_a_fresh_server_for_every_run_of_a_side() {
     let Some(nginx) = require("nginx", "nginx-light") else {
         return;
     };
-    if !can_isolate() {
+    if !common::require_netns() {
         return;
     }
     let _g = heavy();

@@ -9,7 +9,7 @@ pub const DEFAULT_MAX_RESPONSE: usize = 1 << 20;
 
 /// The protocol of a run, with its settings. Reports written before protocols existed have
 /// none: they were `echo`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ProtocolConfig {
     /// `--payload` bytes out, the same bytes back, verified byte for byte.
@@ -40,7 +40,7 @@ impl ProtocolConfig {
 }
 
 /// `--http-path`, `--http-host`, `--http-header`, `--http-expect-status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpConfig {
     pub path: String,
     /// The Host header; `None`: the target's address as connected to.
@@ -52,35 +52,51 @@ pub struct HttpConfig {
 }
 
 /// `--resp-command`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RespConfig {
     /// The command line, as redis-cli takes it; `None`: the inline `PING`.
     pub command: Option<String>,
 }
 
 /// `--send` and the end rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RawConfig {
     /// The request's bytes, written as `hex:..` (a valid `--send` value).
     #[serde(with = "hex")]
+    #[schemars(with = "String")]
     pub send: Vec<u8>,
     pub end: RawEndConfig,
 }
 
 /// When a raw response is complete.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawEndConfig {
     /// `--expect-bytes N`.
     Bytes(u64),
     /// `--expect TEXT`: the response starts with these bytes (written as `hex:..`).
-    Prefix(#[serde(with = "hex")] Vec<u8>),
+    Prefix(
+        #[serde(with = "hex")]
+        #[schemars(with = "String")]
+        Vec<u8>,
+    ),
     /// `--expect-close`: everything up to the server's FIN.
     Close,
 }
 
 /// What the embedded server (and `serve`) answers.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerProtocol {
     /// Every byte back as it came.

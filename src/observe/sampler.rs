@@ -19,7 +19,7 @@ use super::sockdiag::{Counter, Counts, STATES, Side, Source, TIME_WAIT};
 pub const BUDGET: f64 = 0.02;
 
 /// The report's `tcp_states` section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TcpStates {
     /// The tick: how often the TIME_WAIT total was read.
     pub interval_ms: f64,
@@ -39,7 +39,7 @@ pub struct TcpStates {
 }
 
 /// One tick. `client` and `server` are present when the exact breakdown ran at this tick.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     /// Since the measured part began.
     pub t_ms: f64,
@@ -52,7 +52,7 @@ pub struct Sample {
 }
 
 /// The report's `time_wait` section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimeWait {
     pub peak_client: u32,
     pub peak_server: u32,

@@ -9,6 +9,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod merge;
+pub mod schema;
 pub mod table;
 pub mod text;
 
@@ -32,12 +33,14 @@ pub use hdr::Hdr;
 /// The schema name written into every report; bump on incompatible changes.
 pub const SCHEMA: &str = "tcpbench.report.v1";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: String,
     /// tcpbench's version.
     pub version: String,
     /// When the measured part began, RFC 3339 (UTC).
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// Length of the measured part, in seconds.
     pub duration_s: f64,
@@ -97,11 +100,12 @@ pub struct Report {
 }
 
 /// One agent's run in a merged report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentRun {
     /// `--agent-id`, or the hostname.
     pub id: String,
     pub index: Option<u32>,
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     pub duration_s: f64,
     pub rate_cps: f64,
@@ -110,7 +114,7 @@ pub struct AgentRun {
     pub environment: Environment,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Totals {
     pub attempted: u64,
     pub succeeded: u64,
@@ -128,7 +132,7 @@ pub struct Totals {
 }
 
 /// Failures of one phase and kind.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorCount {
     pub phase: Phase,
     pub kind: ErrorKind,
@@ -153,7 +157,7 @@ impl ErrorCount {
 /// The phases' distributions. `echo` is the exchange phase of every protocol: one
 /// request's round trip (schema v1 keeps the name; text and Markdown say `exchange` when the
 /// protocol is not echo).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latency {
     pub connect: PhaseStats,
     pub echo: PhaseStats,
@@ -176,14 +180,14 @@ impl Latency {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduledLatency {
     pub connect: PhaseStats,
     pub total: PhaseStats,
 }
 
 /// One phase's distribution: percentiles for people, `hdr` for tools.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseStats {
     pub count: u64,
     pub min_us: f64,

@@ -59,7 +59,7 @@ impl Counters {
 }
 
 /// What the server saw, summed over its workers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerTotals {
     pub accepted: u64,
     pub bytes_in: u64,
