@@ -13,6 +13,10 @@ pub fn ab(args: &AbArgs) -> anyhow::Result<u8> {
     let outputs = Outputs::new(super::summary(args.format))
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--html", Format::Html, args.html.as_deref())?;
+    let outputs = [&args.baseline_bin, &args.candidate_bin]
+        .into_iter()
+        .flatten()
+        .try_fold(outputs, |o, bin| o.input(bin))?;
     let this = std::env::current_exe()?;
     let side = |name: &str, bin: &Option<PathBuf>, flags: &str, server: &Option<String>| {
         let server = ab::server_spec(args, name, server.as_deref())?;

@@ -10,7 +10,7 @@ pub fn matrix(args: &MatrixArgs) -> anyhow::Result<u8> {
         allow_remote: args.allow_remote,
     };
     let scenarios = matrix::load(&args.file, &common)?;
-    let outputs = super::outputs(super::summary(args.format), &args.out)?;
+    let outputs = super::outputs(super::summary(args.format), &args.out)?.input(&args.file)?;
     let m = matrix::run(&args.file, scenarios, args.repeat, args.out.quiet)?;
     let written = outputs.write(&m);
     Ok(super::status(
