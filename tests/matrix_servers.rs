@@ -361,7 +361,7 @@ fn ab_starts_a_fresh_server_for_every_run_of_a_side() {
         conf.display()
     );
     let out = bin()
-        .args(["ab", "--rounds", "2", "--no-default-thresholds", "--json"])
+        .args(["ab", "--rounds", "4", "--no-default-thresholds", "--json"])
         .arg(&json)
         .args(["--candidate-server", &server])
         .args([
@@ -391,7 +391,7 @@ fn ab_starts_a_fresh_server_for_every_run_of_a_side() {
         "the baseline loads the embedded server"
     );
     let servers = cand["servers"].as_array().unwrap();
-    assert_eq!(servers.len(), 2, "{cand}");
+    assert_eq!(servers.len(), 4, "{cand}");
     assert_ne!(
         servers[0]["pid"], servers[1]["pid"],
         "a fresh server per run"
