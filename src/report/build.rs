@@ -112,8 +112,9 @@ impl Report {
             .collect();
         if counter("ListenOverflows") > 0 {
             w.push(format!(
-                "{} listen-queue overflows: the backlog is too small or the server accepts too slowly; raise --server-backlog (and net.core.somaxconn)",
-                counter("ListenOverflows")
+                "{} listen-queue overflows: the backlog is too small or the server accepts too slowly; raise {} (and net.core.somaxconn)",
+                counter("ListenOverflows"),
+                if self.server.is_some() { "--server-backlog" } else { "the server's listen backlog" }
             ));
         }
         if self.saturated {
