@@ -191,6 +191,10 @@ pub struct ClientSocket {
     pub connect_timeout: Duration,
     #[serde(with = "secs")]
     pub io_timeout: Duration,
+    /// One getsockopt(TCP_INFO) after each handshake: the kernel's RTT sample of it and its
+    /// SYN retransmissions (`--no-tcp-info` turns it off). Reports from before it have none.
+    #[serde(default)]
+    pub tcp_info: bool,
 }
 
 /// Everything `run` needs, validated.

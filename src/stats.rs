@@ -21,6 +21,9 @@ pub const SIGFIG: u8 = 3;
 pub enum Metric {
     /// Start of connect() to established: the handshake as the client sees it.
     Connect,
+    /// The kernel's RTT sample of the handshake (TCP_INFO `tcpi_rtt` right after it): the
+    /// SYN's transmission to the SYN+ACK's processing, on the wire's side of connect().
+    HandshakeRtt,
     /// One request's round trip: write, then read the whole echo.
     Echo,
     /// Start of the close sequence to its end (EOF seen and close returned).
@@ -33,8 +36,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::Connect,
+        Metric::HandshakeRtt,
         Metric::Echo,
         Metric::Close,
         Metric::Total,
@@ -44,6 +48,7 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
+            Metric::HandshakeRtt => "handshake_rtt",
             Metric::Echo => "echo",
             Metric::Close => "close",
             Metric::Total => "total",
@@ -62,7 +67,7 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Recorder {
     /// Indexed by `Metric as usize`; `Failed` holds the failed attempts, the others the
     /// successful connections only.
-    pub latency: [Histogram<u64>; 5],
+    pub latency: [Histogram<u64>; 6],
     /// Open loop only: connect and total measured from each connection's scheduled start.
     pub from_schedule: [Histogram<u64>; 2],
     pub attempted: u64,
@@ -72,6 +77,8 @@ pub struct Recorder {
     pub bytes_received: u64,
     /// Of `bytes_received`, those after the client's FIN: the servers' farewells.
     pub farewell_bytes: u64,
+    /// Successful connections whose SYN the kernel retransmitted (TCP_INFO).
+    pub syn_retransmitted: u64,
     pub errors: BTreeMap<Failure, u64>,
 }
 
@@ -86,6 +93,7 @@ impl Default for Recorder {
             bytes_sent: 0,
             bytes_received: 0,
             farewell_bytes: 0,
+            syn_retransmitted: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -118,6 +126,7 @@ impl Recorder {
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.farewell_bytes += other.farewell_bytes;
+        self.syn_retransmitted += other.syn_retransmitted;
         for (f, n) in &other.errors {
             *self.errors.entry(*f).or_insert(0) += n;
         }

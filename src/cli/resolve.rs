@@ -393,6 +393,7 @@ fn client_socket(a: &RunArgs, target: &Target) -> Result<ClientSocket, UsageErro
         ports,
         connect_timeout: a.connect_timeout,
         io_timeout: a.io_timeout,
+        tcp_info: !a.no_tcp_info,
     })
 }
 

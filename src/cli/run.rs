@@ -72,6 +72,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub nodelay: bool,
 
+    /// Skip the one getsockopt(TCP_INFO) after each handshake (its cost is about a
+    /// microsecond): no handshake_rtt, no count of retransmitted SYNs.
+    #[arg(long)]
+    pub no_tcp_info: bool,
+
     /// Give up on a handshake after this long (counted as connect_timeout).
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
     pub connect_timeout: Duration,

@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 use crate::config::{CloseMode, PortStrategy, RunConfig};
 use crate::failure::{ErrorKind, Failure, Phase};
-use crate::sockopt::Local;
+use crate::sockopt::{HandshakeInfo, Local};
 
 /// Binds tried before an explicit-port connection gives up (ports held by listeners).
 const PORT_TRIES: u32 = 16;
@@ -111,6 +111,8 @@ pub struct Cycle {
     pub close: Instant,
     /// The close sequence ended: EOF seen, close() returned.
     pub end: Instant,
+    /// The kernel's view of the handshake (TCP_INFO), unless `--no-tcp-info`.
+    pub handshake: Option<HandshakeInfo>,
 }
 
 fn ns(from: Instant, to: Instant) -> u64 {
@@ -151,6 +153,7 @@ pub async fn run(
     let Handshake {
         connect,
         established,
+        info,
         stream,
     } = handshake(target, cfg, source, ports).await?;
     s.enter(Phase::Echo);
@@ -175,6 +178,7 @@ pub async fn run(
         established,
         close,
         end: Instant::now(),
+        handshake: info,
     })
 }
 
@@ -211,6 +215,8 @@ struct Handshake {
     /// flight) the writable event came. Taken before the socket is registered with the
     /// runtime, so our own bookkeeping (epoll_ctl, tokio's registration) is not in it.
     established: Instant,
+    /// One TCP_INFO read after the edge (when configured); a failed read gives none.
+    info: Option<HandshakeInfo>,
     stream: TcpStream,
 }
 
@@ -267,9 +273,14 @@ async fn handshake(
             at
         }
     };
+    let info = match cfg.socket.tcp_info {
+        true => sockopt::handshake_info(&stream).ok(),
+        false => None,
+    };
     Ok(Handshake {
         connect,
         established,
+        info,
         stream,
     })
 }

@@ -241,6 +241,13 @@ fn record(
         Ok(c) => {
             r.succeeded += 1;
             r.record(Metric::Connect, c.connect_ns());
+            if let Some(k) = c.handshake {
+                // 0: the kernel took no sample (a retransmitted SYN without timestamps).
+                if k.rtt_us > 0 {
+                    r.record(Metric::HandshakeRtt, u64::from(k.rtt_us) * 1000);
+                }
+                r.syn_retransmitted += u64::from(k.retransmits > 0);
+            }
             for &e in &scratch.echo_ns {
                 r.record(Metric::Echo, e);
             }

@@ -215,6 +215,7 @@ mod tests {
             names,
             [
                 "connect.hgrm",
+                "handshake_rtt.hgrm",
                 "echo.hgrm",
                 "close.hgrm",
                 "total.hgrm",

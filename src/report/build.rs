@@ -60,6 +60,7 @@ impl Report {
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
                 farewell_bytes: r.farewell_bytes,
+                syn_retransmitted: r.syn_retransmitted,
             },
             rate_cps: if m.duration_s > 0.0 {
                 r.succeeded as f64 / m.duration_s
@@ -71,6 +72,7 @@ impl Report {
             aborted: m.aborted,
             latency: Latency {
                 connect: stats(Metric::Connect),
+                handshake_rtt: stats(Metric::HandshakeRtt),
                 echo: stats(Metric::Echo),
                 close: stats(Metric::Close),
                 total: stats(Metric::Total),

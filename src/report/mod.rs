@@ -121,6 +121,10 @@ pub struct Totals {
     /// farewell, `--close client`).
     #[serde(default)]
     pub farewell_bytes: u64,
+    /// Of `succeeded`, the connections whose SYN the kernel retransmitted (TCP_INFO
+    /// `tcpi_total_retrans` after the handshake): each paid a retransmission timeout.
+    #[serde(default)]
+    pub syn_retransmitted: u64,
 }
 
 /// Failures of one phase and kind.
@@ -136,6 +140,10 @@ pub struct ErrorCount {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Latency {
     pub connect: PhaseStats,
+    /// The kernel's RTT sample of each handshake (TCP_INFO `tcpi_rtt`, µs resolution): the
+    /// wire's part of `connect`. Empty with `--no-tcp-info` and in reports from before it.
+    #[serde(default)]
+    pub handshake_rtt: PhaseStats,
     pub echo: PhaseStats,
     pub close: PhaseStats,
     pub total: PhaseStats,
@@ -148,6 +156,7 @@ impl Latency {
     pub fn get(&self, m: Metric) -> &PhaseStats {
         match m {
             Metric::Connect => &self.connect,
+            Metric::HandshakeRtt => &self.handshake_rtt,
             Metric::Echo => &self.echo,
             Metric::Close => &self.close,
             Metric::Total => &self.total,

@@ -56,11 +56,16 @@ pub fn render(r: &Report) -> String {
     out.push('\n');
     let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
         .iter()
-        // Failed attempts get a row only when there were some.
-        .filter(|&&m| m != Metric::Failed || r.latency.failed.count > 0)
+        // Failed attempts and the kernel's RTT get a row only when there were some.
+        .filter(|&&m| {
+            !matches!(m, Metric::Failed | Metric::HandshakeRtt) || r.latency.get(m).count > 0
+        })
         .map(|&m| (m.name(), r.latency.get(m)))
         .collect();
     table(&mut out, "latency (µs)", &rows);
+    if let Some(note) = handshake_note(r) {
+        let _ = writeln!(out, "{note}");
+    }
     if let Some(s) = &r.latency_from_schedule {
         out.push('\n');
         table(
@@ -147,6 +152,27 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// What lies between `connect` and the kernel's `handshake_rtt`, under the table.
+fn handshake_note(r: &Report) -> Option<String> {
+    let (c, k) = (&r.latency.connect, &r.latency.handshake_rtt);
+    if k.count == 0 {
+        return None;
+    }
+    let inside = if r.target_addr.ip().is_loopback() {
+        "; on loopback the server's half of the handshake runs inside connect(), in softirq"
+    } else {
+        ""
+    };
+    let retransmitted = match r.totals.syn_retransmitted {
+        0 => String::new(),
+        n => format!("; {n} connections had their SYN retransmitted"),
+    };
+    Some(format!(
+        "  connect - handshake_rtt = {} µs at p50: the syscalls' own work beside the SYN's round trip (local port, the SYN built and sent){inside}{retransmitted}",
+        us(c.p50_us - k.p50_us)
+    ))
 }
 
 /// The spread of `--repeat` runs: median (min–max) of the headline figures.
@@ -285,6 +311,38 @@ mod tests {
         );
         assert!(text.contains("close client -> embedded server"), "{text}");
         assert!(!text.contains("farewell"), "none came: {text}");
+    }
+
+    #[test]
+    fn handshake_rtt_sits_under_connect_with_the_difference() {
+        let mut r = fixture::report();
+        let text = render(&r);
+        assert!(!text.contains("handshake_rtt"), "none measured: {text}");
+        let mut h = crate::stats::new_histogram();
+        for us in [4u64, 5, 6] {
+            h.record(us * 1000).unwrap();
+        }
+        r.latency.handshake_rtt = crate::report::PhaseStats::from_histogram(&h);
+        r.totals.syn_retransmitted = 2;
+        let text = render(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |name: &str| {
+            lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(name))
+                .unwrap()
+        };
+        assert_eq!(at("handshake_rtt"), at("connect") + 1, "{text}");
+        // connect p50 30 µs, handshake_rtt p50 5 µs.
+        assert!(
+            lines[at("connect - handshake_rtt")].contains("= 25.0 µs at p50"),
+            "{text}"
+        );
+        assert!(
+            text.contains("on loopback")
+                && text.contains("2 connections had their SYN retransmitted"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -278,6 +278,7 @@ fn counts(runs: &[Report]) -> Report {
     let mut out = first.clone();
     let all = |f: fn(&Report) -> &PhaseStats| merged(&runs.iter().map(f).collect::<Vec<_>>());
     out.latency.connect = all(|r| &r.latency.connect);
+    out.latency.handshake_rtt = all(|r| &r.latency.handshake_rtt);
     out.latency.echo = all(|r| &r.latency.echo);
     out.latency.close = all(|r| &r.latency.close);
     out.latency.total = all(|r| &r.latency.total);
@@ -299,6 +300,7 @@ fn counts(runs: &[Report]) -> Report {
     out.totals.bytes_sent = sum(|r| r.totals.bytes_sent);
     out.totals.bytes_received = sum(|r| r.totals.bytes_received);
     out.totals.farewell_bytes = sum(|r| r.totals.farewell_bytes);
+    out.totals.syn_retransmitted = sum(|r| r.totals.syn_retransmitted);
 
     let mut errors: BTreeMap<(String, String, Option<String>), ErrorCount> = BTreeMap::new();
     for e in runs.iter().flat_map(|r| &r.errors) {
