@@ -70,6 +70,12 @@ pub struct Recorder {
     pub latency: [Histogram<u64>; 6],
     /// Open loop only: connect and total measured from each connection's scheduled start.
     pub from_schedule: [Histogram<u64>; 2],
+    /// Open loop only: each connection's start lag, its actual start minus its scheduled
+    /// one (failed and cut-off connections too).
+    pub start_lag: Histogram<u64>,
+    /// Open loop only: connections whose scheduled start had passed when a worker took
+    /// them, every worker being busy then (queueing; a worker's first is not counted).
+    pub queued_starts: u64,
     pub attempted: u64,
     pub succeeded: u64,
     pub failed: u64,
@@ -87,6 +93,8 @@ impl Default for Recorder {
         Recorder {
             latency: std::array::from_fn(|_| new_histogram()),
             from_schedule: std::array::from_fn(|_| new_histogram()),
+            start_lag: new_histogram(),
+            queued_starts: 0,
             attempted: 0,
             succeeded: 0,
             failed: 0,
@@ -105,6 +113,15 @@ impl Recorder {
         self.latency[metric as usize].saturating_record(ns.max(1));
     }
 
+    /// Takes one open-loop start, `lag` after its scheduled instant; `queued` when no
+    /// worker was free to take it in time.
+    #[inline]
+    pub fn record_start(&mut self, lag: std::time::Duration, queued: bool) {
+        self.start_lag
+            .saturating_record((lag.as_nanos() as u64).max(1));
+        self.queued_starts += u64::from(queued);
+    }
+
     /// Counts a failed attempt that lasted `ns` from socket() to the failure.
     pub fn record_failure(&mut self, failure: Failure, ns: u64) {
         self.failed += 1;
@@ -120,6 +137,10 @@ impl Recorder {
         for (a, b) in self.from_schedule.iter_mut().zip(&other.from_schedule) {
             a.add(b).expect("histograms share bounds");
         }
+        self.start_lag
+            .add(&other.start_lag)
+            .expect("histograms share bounds");
+        self.queued_starts += other.queued_starts;
         self.attempted += other.attempted;
         self.succeeded += other.succeeded;
         self.failed += other.failed;

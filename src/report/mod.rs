@@ -150,6 +150,11 @@ pub struct Latency {
     /// Failed attempts: from socket() to the failure (a connect timeout shows as its timeout).
     #[serde(default)]
     pub failed: PhaseStats,
+    /// Open loop only: each connection's actual start minus its scheduled start, every
+    /// attempt counted. How well the schedule was kept: the pacer's precision, the machine's
+    /// wake-ups, and queueing when every worker was busy (`latency_from_schedule.queued`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lag: Option<PhaseStats>,
 }
 
 impl Latency {
@@ -169,6 +174,10 @@ impl Latency {
 pub struct ScheduledLatency {
     pub connect: PhaseStats,
     pub total: PhaseStats,
+    /// Connections whose scheduled start had passed before a worker was free to take them:
+    /// all `--concurrency` workers were busy (queueing, what these figures exist to show).
+    #[serde(default)]
+    pub queued: u64,
 }
 
 /// One phase's distribution: percentiles for people, `hdr` for tools.

@@ -68,11 +68,12 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(s) = &r.latency_from_schedule {
         out.push('\n');
-        table(
-            &mut out,
-            "from scheduled start (µs)",
-            &[("connect", &s.connect), ("total", &s.total)],
-        );
+        let mut rows = vec![("connect", &s.connect), ("total", &s.total)];
+        if let Some(lag) = &r.latency.start_lag {
+            rows.insert(0, ("start_lag", lag));
+        }
+        table(&mut out, "from scheduled start (µs)", &rows);
+        let _ = writeln!(out, "{}", queueing_note(r, s.queued));
     }
     out.push('\n');
     if r.errors.is_empty() {
@@ -152,6 +153,18 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// Whether the open loop queued: connections that waited for a free worker.
+fn queueing_note(r: &Report, queued: u64) -> String {
+    let started = r.latency.start_lag.as_ref().map_or(0, |l| l.count);
+    if queued == 0 {
+        return "  start_lag: no connection waited for a free worker; the lag is the pacer's wake-up and the machine's".into();
+    }
+    format!(
+        "  start_lag: {queued} of {started} connections waited for a free worker (all {} in flight): queueing, which the figures from the scheduled start exist to show",
+        r.config.load.concurrency()
+    )
 }
 
 /// What lies between `connect` and the kernel's `handshake_rtt`, under the table.

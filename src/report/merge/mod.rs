@@ -283,6 +283,13 @@ fn counts(runs: &[Report]) -> Report {
     out.latency.close = all(|r| &r.latency.close);
     out.latency.total = all(|r| &r.latency.total);
     out.latency.failed = all(|r| &r.latency.failed);
+    if first.latency.start_lag.is_some() {
+        let lags: Vec<&PhaseStats> = runs
+            .iter()
+            .filter_map(|r| r.latency.start_lag.as_ref())
+            .collect();
+        out.latency.start_lag = Some(merged(&lags));
+    }
     if first.latency_from_schedule.is_some() {
         let sched: Vec<&ScheduledLatency> = runs
             .iter()
@@ -291,6 +298,7 @@ fn counts(runs: &[Report]) -> Report {
         out.latency_from_schedule = Some(ScheduledLatency {
             connect: merged(&sched.iter().map(|s| &s.connect).collect::<Vec<_>>()),
             total: merged(&sched.iter().map(|s| &s.total).collect::<Vec<_>>()),
+            queued: sched.iter().map(|s| s.queued).sum(),
         });
     }
     let sum = |f: fn(&Report) -> u64| runs.iter().map(f).sum::<u64>();
