@@ -221,6 +221,10 @@ pub struct RunConfig {
     pub max_errors: Option<ErrorLimit>,
     /// The run happens in a fresh network namespace of its own.
     pub isolate: bool,
+    /// Measure the embedded server's accept wait (tracepoint, root; `--no-accept-wait`
+    /// turns it off). Reports from before it have none.
+    #[serde(default)]
+    pub accept_wait: bool,
     /// Network sysctls set in that namespace for the run.
     pub sysctls: Vec<(String, String)>,
     /// The socket-state sampler's tick.

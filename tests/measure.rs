@@ -5,7 +5,8 @@
 //!
 //! - `handshake_rtt` (TCP_INFO) against the wire's SYN → SYN+ACK;
 //! - the connect edge against the kernel's own SYN_SENT → ESTABLISHED;
-//! - the open loop's start lag, and the SYNs' own lag behind an ideal schedule on the wire.
+//! - the open loop's start lag, and the SYNs' own lag behind an ideal schedule on the wire;
+//! - the server's accept wait against an acceptor made slow on purpose.
 //!
 //! Needs root (a network namespace, AF_PACKET, tracefs): without it these tests fail, they
 //! never skip. Each prints its figures (`cargo test --test measure -- --nocapture`).
@@ -45,6 +46,11 @@ struct Observed {
 /// known before the run), with the capture and the tracepoint on that port, drained while
 /// the run goes.
 fn observed(flags: &[&str]) -> Observed {
+    in_fresh_namespace(|| observed_here(flags))
+}
+
+/// Runs `f` on a thread of its own in a fresh network namespace (its own loopback).
+fn in_fresh_namespace<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     let _heavy = common::heavy();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -53,7 +59,7 @@ fn observed(flags: &[&str]) -> Observed {
                     "these tests need root: a fresh network namespace (unshare CLONE_NEWNET) failed: {e}"
                 )
             });
-            observed_here(flags)
+            f()
         })
         .join()
         .expect("the measuring thread panicked")
@@ -360,4 +366,33 @@ fn at_5000_per_second_the_handshake_figures_still_match_their_views() {
     until_one_passes(3, "rate 5000", &flags, |o| {
         handshake_matches_the_wire(o).and(edge_matches_the_kernel(o))
     });
+}
+
+#[test]
+fn the_accept_wait_shows_a_slow_acceptor() {
+    let run = |flags: &[&str]| {
+        in_fresh_namespace(|| {
+            tcpbench::run(&common::config(flags), true).expect("the run completes")
+        })
+    };
+    let base = ["--concurrency", "1", "--conns", "300", "--close", "rst"];
+    let quick = run(&base);
+    let slow = run(&[&base[..], &["--server-accept-delay", "5ms"]].concat());
+    let wait = |r: &Report| {
+        let w = r.server.as_ref().and_then(|s| s.accept_wait.clone());
+        w.expect("the accept wait is measured as root")
+    };
+    let (q, s) = (wait(&quick), wait(&slow));
+    println!(
+        "accept wait p50: {:.1} µs ({} sampled), with a 5 ms accept delay {:.1} µs ({} sampled)",
+        q.p50_us, q.count, s.p50_us, s.count
+    );
+    // About 1 in 8 kernel-chosen (even) ports has its low four bits clear.
+    for w in [&q, &s] {
+        assert!((10..=100).contains(&w.count), "{} of 300 sampled", w.count);
+    }
+    // One connection at a time: the next arrives a cycle after the last accept, while the
+    // slow acceptor sleeps the rest of its 5 ms (tokio's timer may add a millisecond).
+    assert!(q.p50_us < 2_000.0, "{q:?}");
+    assert!((3_000.0..=20_000.0).contains(&s.p50_us), "{s:?}");
 }

@@ -111,6 +111,7 @@ impl RunConfig {
             pin,
             max_errors: a.max_errors,
             isolate: a.isolate,
+            accept_wait: !a.no_accept_wait,
             sysctls: a.sysctl.clone(),
             sample_interval: a.sample_interval,
             drain: a.drain,

@@ -181,7 +181,7 @@ pub struct ScheduledLatency {
 }
 
 /// One phase's distribution: percentiles for people, `hdr` for tools.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhaseStats {
     pub count: u64,
     pub min_us: f64,

@@ -140,9 +140,22 @@ pub fn render(r: &Report) -> String {
         c.user_s, c.sys_s, c.us_per_conn, c.system_busy_pct, c.system_softirq_pct
     );
     if let Some(s) = &r.server {
+        let wait = s
+            .accept_wait
+            .as_ref()
+            .map(|w| {
+                format!(
+                    "; accept wait p50 {} µs, p99 {} µs, max {} µs ({} sampled, kernel's ESTABLISHED to accept())",
+                    us(w.p50_us),
+                    us(w.p99_us),
+                    us(w.max_us),
+                    w.count
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "server: {} accepted, {} B in, {} B out, {} resets",
+            "server: {} accepted, {} B in, {} B out, {} resets{wait}",
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
     }

@@ -334,6 +334,13 @@ fn counts(runs: &[Report]) -> Report {
             t.over_limit += s.over_limit;
             t.accept_errors += s.accept_errors;
         }
+        let waits: Vec<&PhaseStats> = runs
+            .iter()
+            .filter_map(|r| r.server.as_ref()?.accept_wait.as_ref())
+            .collect();
+        if !waits.is_empty() {
+            t.accept_wait = Some(merged(&waits));
+        }
         t
     });
     let mut counters = BTreeMap::new();
