@@ -153,7 +153,8 @@ pub struct Latency {
     /// Open loop only: each connection's actual start minus its scheduled start, every
     /// attempt counted. How well the schedule was kept: the pacer's precision, the machine's
     /// wake-ups, and queueing when every worker was busy (`latency_from_schedule.queued`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Null in closed loop.
+    #[serde(default)]
     pub start_lag: Option<PhaseStats>,
 }
 

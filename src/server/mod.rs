@@ -84,7 +84,7 @@ pub struct ServerTotals {
     /// How long connections waited in the accept queue: from the kernel's SYN_RECV ->
     /// ESTABLISHED (the tracepoint, µs) to accept() returning, for the sampled ones. None
     /// without root (tracefs) or with `--no-accept-wait`. Filled by `run`, not the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub accept_wait: Option<crate::report::PhaseStats>,
 }
 
