@@ -1,5 +1,6 @@
 //! One full connection cycle on loopback (socket, handshake, one 64-byte echo, close) per
-//! close mode, against the embedded echo server on its own thread.
+//! close mode, against the embedded echo server on its own thread; and one HTTP GET and one
+//! RESP PING cycle against the embedded responders.
 //!
 //!     cargo bench --bench cycle
 
@@ -7,6 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tcpbench::cli::{Cli, Command};
 use tcpbench::config::{RunConfig, Target};
 use tcpbench::load::conn::{self, Scratch};
+use tcpbench::load::proto::Protocol;
 use tcpbench::server::EchoServer;
 
 use clap::Parser;
@@ -31,6 +33,8 @@ fn cycles(c: &mut Criterion) {
         ("server_close", &["--close", "server"][..]),
         ("rst_close", &["--close", "rst"][..]),
         ("connect_close", &["--requests", "0"][..]),
+        ("http_get", &["--protocol", "http"][..]),
+        ("resp_ping", &["--protocol", "resp"][..]),
     ] {
         let cfg = config(flags);
         let Target::Embedded(server_cfg) = &cfg.target else {
@@ -38,7 +42,8 @@ fn cycles(c: &mut Criterion) {
         };
         let server = EchoServer::start(server_cfg.clone()).expect("server starts");
         let target = server.local_addr();
-        let mut scratch = Scratch::new(&cfg, conn::request_pattern(cfg.payload));
+        let protocol = Protocol::from_config(&cfg.protocol, cfg.payload, target).unwrap();
+        let mut scratch = Scratch::new(&cfg, protocol.into());
         let (_keep, mut stop) = tokio::sync::watch::channel(false);
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -8,6 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tcpbench::cli::{Cli, Command};
 use tcpbench::config::{RunConfig, Target};
 use tcpbench::load::conn::{self, Scratch};
+use tcpbench::load::proto::Protocol;
 use tcpbench::server::EchoServer;
 use tcpbench::sockopt;
 
@@ -49,7 +50,8 @@ fn tcp_info(c: &mut Criterion) {
         };
         let server = EchoServer::start(server_cfg.clone()).expect("server starts");
         let target = server.local_addr();
-        let mut scratch = Scratch::new(&cfg, conn::request_pattern(cfg.payload));
+        let protocol = Protocol::from_config(&cfg.protocol, cfg.payload, target).unwrap();
+        let mut scratch = Scratch::new(&cfg, protocol.into());
         let (_keep, mut stop) = tokio::sync::watch::channel(false);
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -7,6 +7,13 @@
 //! `--isolate` among the flags, a fresh network namespace), and a side's binary may be any
 //! build that writes `tcpbench.report.v1`. Rounds alternate the order, A B, B A, A B, …, so
 //! that a drift of the machine over the job falls on both sides alike.
+//!
+//! A side may be a real server instead (`--baseline-server CMD`, [`crate::launch`]): each of
+//! its runs starts a fresh server, runs the child with `--target` its address, then stops
+//! it. With `--isolate` among the flags, ab makes the run's fresh namespace itself (on a
+//! thread of its own, with the `--sysctl` values set there), starts the server in it and
+//! runs the child in it without `--isolate`, so the run and its server share the namespace
+//! and nothing else does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +22,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::compare::{self, Comparison, Options, threshold::Threshold};
+use crate::config::UsageError;
+use crate::launch::{ServerRun, ServerSpec};
 use crate::report::Report;
 
 /// The schema of `ab --json`.
@@ -26,6 +35,9 @@ pub struct Side {
     pub name: String,
     pub bin: PathBuf,
     pub args: Vec<String>,
+    /// The real server each of its runs starts and loads; `None`: the embedded one.
+    #[serde(skip)]
+    pub server: Option<ServerSpec>,
 }
 
 /// What the A/B runs.
@@ -45,6 +57,9 @@ pub struct SideRuns {
     #[serde(flatten)]
     pub side: Side,
     pub runs: Vec<Report>,
+    /// With a server: how each run's start of it went, in the order of `runs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerRun>,
 }
 
 /// The whole A/B, as `--json` writes it: every run of every side, then the verdict.
@@ -62,16 +77,24 @@ pub struct Ab {
 /// Runs the plan: `rounds` rounds, sides alternating, then compares them. `progress` sees
 /// each run as it ends (side index, round, report).
 pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow::Result<Ab> {
-    let dir = tempfile_dir()?;
+    for side in &plan.sides {
+        check_flags(side, &plan.common)?;
+        if side.server.is_some() {
+            served_flags(side, &plan.common)?;
+        }
+    }
+    let dir = RunsDir::new()?;
     let mut runs: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
+    let mut servers: [Vec<ServerRun>; 2] = [Vec::new(), Vec::new()];
     let mut interrupted = false;
     'rounds: for round in 0..plan.rounds {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let side = &plan.sides[i];
-            let out = dir.join(format!("{}-{round}.json", i));
-            let r = run_one(side, &plan.common, &out)
+            let out = dir.0.join(format!("{}-{round}.json", i));
+            let (r, server) = run_side(side, &plan.common, &out)
                 .with_context(|| format!("{} run {}", side.name, round + 1))?;
+            servers[i].extend(server);
             progress(i, round, &r);
             let stop = r.interrupted || r.aborted.is_some();
             interrupted |= r.interrupted;
@@ -81,7 +104,6 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     if runs.iter().any(Vec::is_empty) {
         bail!("a side has no run to compare");
     }
@@ -101,6 +123,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
     // their runs is the machine's load, which the interleaving already spreads over both.
     comparison.machines = None;
     let [a, b] = runs;
+    let [sa, sb] = servers;
     Ok(Ab {
         schema: SCHEMA.into(),
         rounds: plan.rounds,
@@ -109,10 +132,12 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
             SideRuns {
                 side: plan.sides[0].clone(),
                 runs: a,
+                servers: sa,
             },
             SideRuns {
                 side: plan.sides[1].clone(),
                 runs: b,
+                servers: sb,
             },
         ],
         comparison,
@@ -120,36 +145,184 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(usize, u32, &Report)) -> anyhow
     })
 }
 
-/// One run of a side, as a child process; its report read back. A child that exits 0 or 1
-/// (some connections failed) or 130 (interrupted) has written its report.
-fn run_one(side: &Side, common: &[String], out: &Path) -> anyhow::Result<Report> {
-    let status = Command::new(&side.bin)
+/// Flags ab sets on every child itself.
+const AB_OWNS: [&str; 3] = ["--json", "--quiet", "-q"];
+
+/// Checks a side's flags as its runs will take them, before any run: one line naming the
+/// side and the flag (exit 2), never a round of failed children.
+fn check_flags(side: &Side, common: &[String]) -> Result<(), UsageError> {
+    let all: Vec<String> = common.iter().chain(&side.args).cloned().collect();
+    if let Some(w) = all.iter().find(|w| {
+        AB_OWNS
+            .iter()
+            .any(|f| w == f || w.starts_with(&format!("{f}=")))
+    }) {
+        return Err(UsageError(format!(
+            "{w} among the run flags: ab gives every run its own --json and --quiet; use `ab --json PATH` for the whole A/B"
+        )));
+    }
+    if side.server.is_none() {
+        crate::cli::resolve::from_flags(&all)
+            .map_err(|e| UsageError(format!("the {} runs' flags: {}", side.name, e.0)))?;
+    }
+    Ok(())
+}
+
+/// A server side's run flags: the common and the side's own, and what ab does for them
+/// itself: whether to make a fresh namespace, and the sysctls to set there.
+struct ServedFlags {
+    /// The flags for the child, without `--isolate` and `--sysctl`.
+    flags: Vec<String>,
+    /// The side's whole configuration: its `isolate` and `sysctls` are ab's to apply.
+    cfg: crate::config::RunConfig,
+}
+
+/// Checks a server side's flags as `run --target` would take them, before any run.
+fn served_flags(side: &Side, common: &[String]) -> Result<ServedFlags, UsageError> {
+    let all: Vec<String> = common.iter().chain(&side.args).cloned().collect();
+    let blame = |e: UsageError| {
+        UsageError(format!(
+            "--{}-server: its runs load the server (run --target): {}",
+            side.name, e.0
+        ))
+    };
+    // The namespace settings, read as the flags stand (ab applies them itself).
+    let cfg = crate::cli::resolve::from_flags(&all).map_err(blame)?;
+    let mut flags = Vec::new();
+    let mut words = all.into_iter();
+    while let Some(w) = words.next() {
+        match w.as_str() {
+            "--isolate" => {}
+            "--sysctl" => {
+                words.next();
+            }
+            _ if w.starts_with("--sysctl=") => {}
+            _ => flags.push(w),
+        }
+    }
+    // The child's own flags, as `run --target` takes them.
+    let mut checked = flags.clone();
+    checked.extend(["--target".into(), "127.0.0.1:1".into()]);
+    crate::cli::resolve::from_flags(&checked).map_err(blame)?;
+    Ok(ServedFlags { flags, cfg })
+}
+
+/// One run of a side: with a server, on a thread of its own (its namespace, under
+/// `--isolate`), the server started before the child and stopped after it.
+fn run_side(
+    side: &Side,
+    common: &[String],
+    out: &Path,
+) -> anyhow::Result<(Report, Option<ServerRun>)> {
+    let Some(spec) = &side.server else {
+        return Ok((run_one(&side.bin, common, &side.args, out)?, None));
+    };
+    let served = served_flags(side, common)?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if served.cfg.isolate {
+                    crate::isolate(&served.cfg.sysctls)?;
+                }
+                let server = spec.start(&mut || false).inspect_err(|e| {
+                    for line in e.run().map(|r| r.tail.as_slice()).unwrap_or_default() {
+                        eprintln!("  | {line}");
+                    }
+                })?;
+                let target = ["--target".to_string(), server.addr().to_string()];
+                let report = run_one(&side.bin, &served.flags, &target, out);
+                let run = server.stop();
+                if run.failed {
+                    eprintln!("tcpbench ab: {} server {}", side.name, run.exit);
+                }
+                Ok((report?, Some(run)))
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("the {} run's thread panicked", side.name))
+    })
+}
+
+/// One run, as a child process `BIN run --quiet --json OUT FLAGS… MORE…`; its report read
+/// back. A child that exits 0 or 1 (some connections failed) or 130 (interrupted) has
+/// written its report.
+fn run_one(bin: &Path, flags: &[String], more: &[String], out: &Path) -> anyhow::Result<Report> {
+    let status = Command::new(bin)
         .arg("run")
         .arg("--quiet")
         .arg("--json")
         .arg(out)
-        .args(common)
-        .args(&side.args)
+        .args(flags)
+        .args(more)
         .stdout(std::process::Stdio::null())
         .status()
-        .with_context(|| format!("cannot start {}", side.bin.display()))?;
+        .with_context(|| format!("cannot start {}", bin.display()))?;
     match status.code() {
         Some(0 | 1 | 130) => {}
+        Some(2) => {
+            return Err(UsageError(format!(
+                "`{} run {} {}` refused its flags (its error is above)",
+                bin.display(),
+                flags.join(" "),
+                more.join(" ")
+            ))
+            .into());
+        }
         _ => bail!(
             "`{} run {} {}` exited with {status}: its error is above",
-            side.bin.display(),
-            common.join(" "),
-            side.args.join(" ")
+            bin.display(),
+            flags.join(" "),
+            more.join(" ")
         ),
     }
-    crate::report::json::read(out)
+    crate::report::json::read(out).map_err(|e| {
+        UsageError(format!(
+            "{} wrote no tcpbench report ({e:#}); give a tcpbench binary",
+            bin.display()
+        ))
+        .into()
+    })
 }
 
-/// A private folder for the runs' reports.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!("tcpbench-ab-{}", std::process::id()));
-    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
-    Ok(base)
+/// Side `name`'s server from its `--NAME-server CMD` (split as the side's flags are) and
+/// the shared `--server-*` options of `args`.
+pub fn server_spec(
+    args: &crate::cli::AbArgs,
+    name: &str,
+    command: Option<&str>,
+) -> Result<Option<ServerSpec>, UsageError> {
+    let Some(command) = command else {
+        return Ok(None);
+    };
+    let flag = format!("--{name}-server");
+    let words = split_args(command)
+        .map_err(|e| UsageError(format!("{flag}: {e}; quote the command as one string")))?;
+    let spec = ServerSpec {
+        ready: args.server_ready.clone(),
+        ready_timeout: args.server_ready_timeout,
+        stop: args.server_stop,
+        ..ServerSpec::new(words)
+    };
+    spec.check()
+        .map_err(|e| UsageError(format!("{flag}: {e}")))?;
+    Ok(Some(spec))
+}
+
+/// A private folder for the runs' reports, removed when the A/B ends, however it ends.
+struct RunsDir(PathBuf);
+
+impl RunsDir {
+    fn new() -> anyhow::Result<RunsDir> {
+        let base = std::env::temp_dir().join(format!("tcpbench-ab-{}", std::process::id()));
+        std::fs::create_dir_all(&base)
+            .with_context(|| format!("cannot create {}", base.display()))?;
+        Ok(RunsDir(base))
+    }
+}
+
+impl Drop for RunsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Splits a side's flags as a shell would for simple words: whitespace separates, single or

@@ -9,8 +9,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod protocol;
+
+pub use protocol::{
+    DEFAULT_MAX_RESPONSE, HttpConfig, ProtocolConfig, RawConfig, RawEndConfig, RespConfig,
+    ServerProtocol,
+};
+
 /// How the client ends each connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseMode {
     /// shutdown(SHUT_WR), read to EOF, close: the client closes first and holds TIME_WAIT.
@@ -25,7 +34,9 @@ pub enum CloseMode {
 }
 
 /// How the echo server ends each connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerClose {
     /// Passive close: echo until the client's FIN, then shutdown(SHUT_WR) and close.
@@ -58,7 +69,7 @@ impl std::fmt::Display for ServerClose {
 }
 
 /// Settings of the echo server, for `serve` and for the server embedded in `run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub backlog: u32,
@@ -68,12 +79,15 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Worker *i* runs on CPU *i* and, with SO_REUSEPORT, gets the connections whose SYN
     /// arrives on that CPU (see `cpu`).
+    #[serde(default)]
     pub pin: bool,
     /// SO_LINGER on accepted sockets; `Some(0)` makes every close an RST.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub linger: Option<Duration>,
     pub close: ServerClose,
-    /// For `first`/`rst`: close once this many bytes were echoed. `None`: after the first read.
+    /// For `first`/`rst`: close once this many bytes were echoed (with `protocol` http or
+    /// resp: this many requests answered). `None`: after the first read (the first answer).
     pub close_after: Option<u64>,
     /// Bytes sent after the client's FIN and before the server's own FIN (half-close).
     pub farewell: usize,
@@ -81,17 +95,23 @@ pub struct ServerConfig {
     /// Connections served at once; further ones wait in the accept queue.
     pub max_conns: Option<usize>,
     /// A connection that sends nothing for this long is closed.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub idle_timeout: Option<Duration>,
     /// A connection that sends more than this is closed.
     pub max_payload: Option<u64>,
     /// Each worker waits this long before each accept(): a slow acceptor, so the accept
     /// queue fills (a backlog test), or a regression to catch.
     #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub accept_delay: Option<Duration>,
     /// Wait this long before echoing each read: a slow application.
     #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub echo_delay: Option<Duration>,
+    /// What the server answers: echo, or the minimal HTTP or RESP responder.
+    #[serde(default)]
+    pub protocol: ServerProtocol,
 }
 
 impl Default for ServerConfig {
@@ -113,22 +133,25 @@ impl Default for ServerConfig {
             max_payload: None,
             accept_delay: None,
             echo_delay: None,
+            protocol: ServerProtocol::Echo,
         }
     }
 }
 
 /// Where the load goes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
-    /// An echo server started in-process on an ephemeral loopback port for the run.
+    /// The embedded server (echo, or the responder of the run's protocol), started
+    /// in-process on an ephemeral loopback port for the run.
     Embedded(ServerConfig),
-    /// Any echo server, given as `--target HOST:PORT`, resolved once.
+    /// Any server that speaks the run's protocol, given as `--target HOST:PORT`, resolved
+    /// once.
     External(SocketAddr),
 }
 
 /// Closed loop (a fixed number of workers) or open loop (a fixed schedule of starts).
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadModel {
     /// `concurrency` workers, each starting its next connection when the last one ended.
@@ -154,19 +177,23 @@ impl LoadModel {
 }
 
 /// When a phase of the load stops starting new connections: whichever bound comes first.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Bounds {
     pub conns: Option<u64>,
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub duration: Option<Duration>,
 }
 
 /// How a client socket gets its local port.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case", tag = "strategy")]
 pub enum PortStrategy {
     /// connect() picks an ephemeral port, as real clients do. When TIME_WAIT fills
     /// ip_local_port_range, that search gets expensive: it shows in connect latency.
+    #[default]
     Kernel,
     /// bind() each socket to the next port of `lo..=hi` (SO_REUSEADDR), cycling, as netperf
     /// does: no search at connect(). Ports in use are skipped.
@@ -177,19 +204,23 @@ pub enum PortStrategy {
 }
 
 /// Options of every client socket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientSocket {
     pub close: CloseMode,
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub linger: Option<Duration>,
     pub reuseaddr: bool,
     pub nodelay: bool,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub bind: Vec<IpAddr>,
+    #[serde(default)]
     pub ports: PortStrategy,
     #[serde(with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub connect_timeout: Duration,
     #[serde(with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub io_timeout: Duration,
     /// One getsockopt(TCP_INFO) after each handshake: the kernel's RTT sample of it and its
     /// SYN retransmissions (`--no-tcp-info` turns it off). Reports from before it have none.
@@ -198,17 +229,25 @@ pub struct ClientSocket {
 }
 
 /// Everything `run` needs, validated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunConfig {
     pub target: Target,
     pub load: LoadModel,
     pub bounds: Bounds,
     /// Connections before the measured ones, excluded from every figure.
     pub warmup: Option<Bounds>,
+    /// Bytes per request of the echo protocol.
     pub payload: usize,
     pub requests: u32,
+    /// What each request and response is (`--protocol`).
+    #[serde(default)]
+    pub protocol: ProtocolConfig,
+    /// A response larger than this fails as `response_too_large` (`--max-response`).
+    #[serde(default = "default_max_response")]
+    pub max_response: usize,
     /// Each connection stays open this long after its last echo, before it closes.
-    #[serde(with = "opt_secs")]
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
     pub hold: Option<Duration>,
     pub socket: ClientSocket,
     /// Bytes the server sends after the client's FIN, when known (embedded server).
@@ -216,33 +255,45 @@ pub struct RunConfig {
     /// Client threads, each with its own single-threaded runtime.
     pub threads: usize,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
+    #[serde(default)]
     pub pin: bool,
     /// Stop once this many (or this share of) connections failed.
+    #[serde(default, deserialize_with = "error_limit_v1")]
+    #[schemars(with = "Option<StoredErrorLimit>")]
     pub max_errors: Option<ErrorLimit>,
     /// The run happens in a fresh network namespace of its own.
+    #[serde(default)]
     pub isolate: bool,
     /// Measure the embedded server's accept wait (tracepoint, root; `--no-accept-wait`
     /// turns it off). Reports from before it have none.
     #[serde(default)]
     pub accept_wait: bool,
     /// Network sysctls set in that namespace for the run.
+    #[serde(default)]
     pub sysctls: Vec<(String, String)>,
-    /// The socket-state sampler's tick.
-    #[serde(with = "secs")]
+    /// The socket-state sampler's tick (0 in reports from before the sampler).
+    #[serde(default, with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub sample_interval: Duration,
     /// How long the sampler goes on after the load.
-    #[serde(with = "secs")]
+    #[serde(default, with = "secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub drain: Duration,
-    /// Wait for this wall-clock instant before starting.
+    /// Wait for this wall-clock instant before starting (RFC 3339).
     #[serde(default, with = "opt_rfc3339")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub start_at: Option<std::time::SystemTime>,
     /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
 }
 
+fn default_max_response() -> usize {
+    DEFAULT_MAX_RESPONSE
+}
+
 /// When failures stop a run early.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorLimit {
     /// This many failed connections.
@@ -251,8 +302,27 @@ pub enum ErrorLimit {
     Ratio(f64),
 }
 
+/// `max_errors` as reports hold it: `{"count": N}`, `{"ratio": R}`, or the bare count that
+/// v1 reports held before --max-errors took a share.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum StoredErrorLimit {
+    Count(u64),
+    Limit(ErrorLimit),
+}
+
+/// Reads `max_errors` in either form.
+fn error_limit_v1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorLimit>, D::Error> {
+    Ok(
+        Option::<StoredErrorLimit>::deserialize(d)?.map(|l| match l {
+            StoredErrorLimit::Count(n) => ErrorLimit::Count(n),
+            StoredErrorLimit::Limit(l) => l,
+        }),
+    )
+}
+
 /// Who this agent is in a run of several, and what the whole run asked for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Agent {
     pub id: String,
     pub index: u32,

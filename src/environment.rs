@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Environment {
     /// Kernel release, e.g. "6.1.0-28-amd64".
     pub kernel: String,
@@ -35,7 +35,7 @@ pub struct Environment {
 /// no TIME_WAIT is left). Its rate is a property of the machine (CPU, kernel, hypervisor) and
 /// of how busy it is, not of tcpbench's engine: two reports whose calibrations differ were
 /// made on machines that differ.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Calibration {
     /// Cycles per second: the median of the loop's ten slices.
     pub cycles_per_s: f64,

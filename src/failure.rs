@@ -9,19 +9,44 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 /// The part of a connection's life an error happened in.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// socket(), bind() and the handshake.
     Connect,
-    /// Writing requests and reading their echoes.
+    /// Writing requests and reading their echoes (or, with another `--protocol`, their
+    /// responses: the exchange; the name stays `echo` in reports).
     Echo,
     /// The close sequence.
     Close,
 }
 
 /// A stable classification of a failure.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// ECONNREFUSED: nothing listens on the target port (or the SYN was answered by an RST).
@@ -48,6 +73,23 @@ pub enum ErrorKind {
     ExtraBytes,
     /// The bytes after our FIN were not the `--expect-farewell` count.
     FarewellMismatch,
+    /// An HTTP final status >= 400, or not the `--http-expect-status`; the status is in
+    /// [`Failure::status`].
+    HttpStatus,
+    /// A response that is not the protocol's: a garbage status line, a bad chunk, an
+    /// unknown RESP type.
+    ProtocolError,
+    /// A response larger than `--max-response` (or an HTTP head over 64 KiB).
+    ResponseTooLarge,
+    /// A RESP error reply (`-ERR ...`).
+    RespError,
+    /// The peer closed before its response was complete (`echo`: short_echo).
+    ShortResponse,
+    /// A raw response that does not start with `--expect` (`echo`: echo_mismatch).
+    ResponseMismatch,
+    /// The server said it closes (HTTP `Connection: close`, a body delimited by the close)
+    /// before the connection's last request: it does not keep the connection alive.
+    ClosedEarly,
     /// Still in flight when the run was stopped (Ctrl-C, --max-errors) and cut off after the
     /// grace period; the phase says where it was.
     Interrupted,
@@ -69,6 +111,13 @@ impl ErrorKind {
             ErrorKind::EchoMismatch => "echo_mismatch",
             ErrorKind::ExtraBytes => "extra_bytes",
             ErrorKind::FarewellMismatch => "farewell_mismatch",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::ProtocolError => "protocol_error",
+            ErrorKind::ResponseTooLarge => "response_too_large",
+            ErrorKind::RespError => "resp_error",
+            ErrorKind::ShortResponse => "short_response",
+            ErrorKind::ResponseMismatch => "response_mismatch",
+            ErrorKind::ClosedEarly => "closed_early",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Other => "other",
         }
@@ -97,6 +146,8 @@ pub struct Failure {
     pub phase: Phase,
     pub kind: ErrorKind,
     pub errno: Option<i32>,
+    /// The HTTP status of an `http_status` failure: each status is counted apart.
+    pub status: Option<u16>,
 }
 
 impl Failure {
@@ -105,6 +156,15 @@ impl Failure {
             phase,
             kind,
             errno: None,
+            status: None,
+        }
+    }
+
+    /// An `http_status` failure with its status.
+    pub fn http_status(phase: Phase, status: u16) -> Self {
+        Failure {
+            status: Some(status),
+            ..Failure::new(phase, ErrorKind::HttpStatus)
         }
     }
 
@@ -129,9 +189,8 @@ impl Failure {
             _ => ErrorKind::Other,
         };
         Failure {
-            phase,
-            kind,
             errno: Some(errno),
+            ..Failure::new(phase, kind)
         }
     }
 

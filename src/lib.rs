@@ -1,19 +1,30 @@
 //! tcpbench: a load-testing harness for the TCP connection lifecycle.
 //!
-//! The map of the crate, in the order data flows:
+//! The map of the crate, in the order data flows (each layer uses only those above it;
+//! `tests/layers.rs` checks that no import reaches up or closes a circle):
 //!
-//! - [`cli`] parses flags; [`config`] turns them into a validated [`config::RunConfig`] or
-//!   [`config::ServerConfig`] once, with [`parse`] for the values people type.
-//! - [`server`] is the echo server (`tcpbench serve`, and the one `run` embeds), each worker a
-//!   thread with its own single-threaded runtime; [`sockopt`] sets every socket option.
-//! - [`load`] is the load generator: a pool of threads, each a single-threaded runtime running
-//!   its share of the workers; each worker runs one connection at a time through
-//!   [`load::conn`], recording into its thread's [`stats::Recorder`]. [`load::control`] handles
-//!   Ctrl-C and progress on the main thread.
-//! - The merged recorder becomes a [`report::Report`]; its renderers write text, JSON and
-//!   `.hgrm` files.
-//! - [`commands`] holds one file per subcommand; each writes its result through
-//!   [`output`]: the [`output::Export`] trait (the formats each result type has) and the
+//! - Vocabulary: [`config`] (the validated [`config::RunConfig`] and [`config::ServerConfig`],
+//!   nothing of the command line), [`failure`] (why a connection failed: kind, phase, errno),
+//!   [`parse`] (the values people type: `10k`, `1KiB`, `2s`, address ranges).
+//! - The machine: [`environment`] (kernel, CPU, the loopback calibration), [`cpu`] (pinning),
+//!   [`sockopt`] (every socket option, with the kernel's caveats), [`netio`] (I/O that asks
+//!   the kernel before epoll), [`observe`] (counters, sysctls, CPU cost, the sock_diag state
+//!   sampler, `--isolate`'s namespace), [`preflight`] (descriptor and port arithmetic).
+//! - Measurement: [`server`] is the embedded echo server (and `tcpbench serve`), each worker a
+//!   thread with its own single-threaded runtime; [`load`] is the load generator: a pool of
+//!   threads, each worker running one connection at a time through [`load::conn`] (the one
+//!   connection cycle; [`load::proto`] says what a request is for echo, HTTP, RESP and raw),
+//!   recording into its thread's [`stats::Recorder`]; [`load::control`] handles Ctrl-C, the
+//!   stop rules and progress. [`launch`] starts a real server for a run in its namespace
+//!   (matrix `server.*`, `ab --*-server`), through [`run_with`]'s hook. [`trace`] captures one
+//!   connection's segments and states.
+//! - Results: the merged recorder becomes a [`report::Report`] (schema `tcpbench.report.v1`;
+//!   `report::build` adds the warnings); [`compare`] judges two reports (thresholds, intervals
+//!   from [`compare::stats`]), [`matrix`] runs scenario files, [`ab`] interleaves two builds
+//!   or flag sets, [`rebind`] makes the SO_REUSEADDR table.
+//! - Edges: [`cli`] is clap derive, and [`cli::resolve`] turns flags into config once;
+//!   [`commands`] holds one file per subcommand; each writes its result through [`output`]:
+//!   the [`output::Export`] trait (the formats each result type has) and the
 //!   [`output::Outputs`] a command builds once from its flags, which checks every path
 //!   before the run and writes them all safely after it.
 
@@ -25,6 +36,7 @@ pub mod config;
 pub mod cpu;
 pub mod environment;
 pub mod failure;
+pub mod launch;
 pub mod load;
 pub mod matrix;
 pub mod netio;
@@ -54,6 +66,18 @@ use stats::Recorder;
 
 /// Runs the load described by `cfg` and returns its report. `quiet` hides the progress bar.
 pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
+    run_with(cfg, quiet, || Ok(None))
+}
+
+/// [`run`], with `before_load` called on this thread once the run is in its namespace
+/// (after `--isolate`) and before anything is measured: a server it starts there
+/// ([`launch`]) and whose address it returns is the run's `--target`. The caller stops that
+/// server after this returns.
+pub fn run_with(
+    cfg: &RunConfig,
+    quiet: bool,
+    before_load: impl FnOnce() -> anyhow::Result<Option<SocketAddr>>,
+) -> anyhow::Result<Report> {
     preflight::check_fd_budget(cfg)?;
     if cfg.isolate {
         isolate(&cfg.sysctls)?;
@@ -62,6 +86,17 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
     // The machine's own loopback cycle, before any load: what compare checks two reports'
     // machines by.
     let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();
+    let served;
+    let cfg = match before_load()? {
+        Some(addr) => {
+            served = RunConfig {
+                target: Target::External(addr),
+                ..cfg.clone()
+            };
+            &served
+        }
+        None => cfg,
+    };
     let hints = port_hints(cfg);
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");
@@ -79,6 +114,11 @@ pub fn run(cfg: &RunConfig, quiet: bool) -> anyhow::Result<Report> {
         (None, Target::Embedded(_)) => unreachable!("an embedded target has a server"),
     };
     let mut ctl = Control::new(quiet).context("cannot install signal handlers")?;
+    if !quiet {
+        // Said at the start, so a piped or logged run shows what it is doing; the summary
+        // repeats it.
+        eprintln!("{}", report::text::config_header(cfg, target_addr));
+    }
     if let Some(at) = cfg.start_at {
         match at.duration_since(SystemTime::now()) {
             Ok(wait) => {

@@ -111,3 +111,43 @@ pub fn queued(stream: &TcpStream) -> io::Result<usize> {
 pub fn connected(sock: &socket2::Socket) -> bool {
     sock.peer_addr().is_ok()
 }
+
+/// What a socket holds unread, as one recv(MSG_PEEK) sees it without waiting.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing: no byte and no FIN.
+    Nothing,
+    /// Bytes (and perhaps a FIN after them).
+    Data,
+    /// The peer's FIN, with no byte before it.
+    Fin,
+}
+
+/// Looks at the receive queue without taking from it: one recvfrom(MSG_PEEK | MSG_DONTWAIT).
+/// A pending error (ECONNRESET) is returned, and so taken from the socket.
+pub fn pending(stream: &TcpStream) -> io::Result<Pending> {
+    let mut byte = 0u8;
+    let null = std::ptr::null_mut::<libc::c_void>();
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    let ptr = (&raw mut byte).cast::<libc::c_void>();
+    // SAFETY: a valid fd, a writable buffer of 1 byte, no source address wanted.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            stream.as_raw_fd(),
+            ptr,
+            1usize,
+            flags,
+            null,
+            null,
+        )
+    };
+    match n {
+        0 => Ok(Pending::Fin),
+        1.. => Ok(Pending::Data),
+        _ => match io::Error::last_os_error() {
+            e if would_block(&e) => Ok(Pending::Nothing),
+            e => Err(e),
+        },
+    }
+}

@@ -59,6 +59,65 @@ pub fn error_limit(s: &str) -> Result<crate::config::ErrorLimit, String> {
     }
 }
 
+/// A number as people type it: `10000`, `10k`, `2.5M`, `1G` (k = 1,000, M = 1,000,000,
+/// G = 10^9; `_` and `,` as digit separators). Not negative; the result must be whole.
+fn scaled(s: &str) -> Option<f64> {
+    let t: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != '_' && *c != ',')
+        .collect();
+    let (num, mult) = match t.char_indices().last()? {
+        (i, 'k' | 'K') => (&t[..i], 1e3),
+        (i, 'M') => (&t[..i], 1e6),
+        (i, 'G' | 'g') => (&t[..i], 1e9),
+        _ => (&t[..], 1.0),
+    };
+    let v: f64 = num.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then_some(v * mult)
+}
+
+/// A whole count: `--conns 10k`, `--concurrency 1k`.
+pub fn count(s: &str) -> Result<u64, String> {
+    match scaled(s) {
+        Some(v) if v.fract() == 0.0 && v <= u64::MAX as f64 => Ok(v as u64),
+        _ => Err(format!(
+            "'{s}' is not a count; write e.g. 10000, 10k or 1.5M"
+        )),
+    }
+}
+
+/// A count that fits a `usize`: `--concurrency 1k`.
+pub fn count_usize(s: &str) -> Result<usize, String> {
+    count(s).and_then(|n| usize::try_from(n).map_err(|_| format!("'{s}' is too large")))
+}
+
+/// A rate per second: `--rate 10k`, `--rate 2.5k`, `--rate 0.5`.
+pub fn rate(s: &str) -> Result<f64, String> {
+    scaled(s)
+        .ok_or_else(|| format!("'{s}' is not a rate; write e.g. 5000, 10k or 0.5 (per second)"))
+}
+
+/// A size in bytes: `64`, `1KiB`, `1MiB`, `4k` (k = 1,000; KiB = 1,024).
+pub fn size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let bad = || format!("'{s}' is not a size; write e.g. 64, 1KiB, 1MiB or 4k (bytes)");
+    let (num, mult) = [
+        ("KiB", 1u64 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((t, 1));
+    let v = scaled(num).ok_or_else(bad)? * mult as f64;
+    if v.fract() != 0.0 || v > usize::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(v as usize)
+}
+
 /// A count (`1000`) or a duration (`2s`), as `--warmup` takes.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum CountOrDuration {
@@ -67,7 +126,7 @@ pub enum CountOrDuration {
 }
 
 pub fn count_or_duration(s: &str) -> Result<CountOrDuration, String> {
-    match s.trim().parse::<u64>() {
+    match count(s) {
         Ok(n) => Ok(CountOrDuration::Count(n)),
         Err(_) => duration(s)
             .map(CountOrDuration::Duration)
@@ -159,6 +218,11 @@ pub fn target(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{s}' has no host; write HOST:PORT, e.g. 127.0.0.1:{s}"
+        ));
+    }
     if !s.contains(':') {
         return Err(format!(
             "'{s}' has no port; write HOST:PORT, e.g. 127.0.0.1:8888"
@@ -180,6 +244,26 @@ pub fn listen(s: &str) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_as_people_type_them() {
+        use super::{count, rate, size};
+        assert_eq!(count("10000"), Ok(10_000));
+        assert_eq!(count("10k"), Ok(10_000));
+        assert_eq!(count("1.5M"), Ok(1_500_000));
+        assert_eq!(count("20_000"), Ok(20_000));
+        assert!(count("1.5").unwrap_err().contains("e.g. 10000, 10k"));
+        assert!(count("-3").is_err() && count("k").is_err() && count("").is_err());
+        assert_eq!(rate("10k"), Ok(10_000.0));
+        assert_eq!(rate("0.5"), Ok(0.5));
+        assert!(rate("inf").is_err() && rate("NaN").is_err());
+        assert_eq!(size("64"), Ok(64));
+        assert_eq!(size("1KiB"), Ok(1024));
+        assert_eq!(size("1MiB"), Ok(1 << 20));
+        assert_eq!(size("4k"), Ok(4000));
+        assert_eq!(size("10B"), Ok(10));
+        assert!(size("1.5B").unwrap_err().contains("1KiB"));
+    }
+
     use super::*;
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Recorder {
     pub farewell_bytes: u64,
     /// Successful connections whose SYN the kernel retransmitted (TCP_INFO).
     pub syn_retransmitted: u64,
+    /// How the established connections ended, as observed.
+    pub closes: Closes,
     pub errors: BTreeMap<Failure, u64>,
 }
 
@@ -102,6 +104,7 @@ impl Default for Recorder {
             bytes_received: 0,
             farewell_bytes: 0,
             syn_retransmitted: 0,
+            closes: Closes::default(),
             errors: BTreeMap::new(),
         }
     }
@@ -148,6 +151,7 @@ impl Recorder {
         self.bytes_received += other.bytes_received;
         self.farewell_bytes += other.farewell_bytes;
         self.syn_retransmitted += other.syn_retransmitted;
+        self.closes.merge(&other.closes);
         for (f, n) in &other.errors {
             *self.errors.entry(*f).or_insert(0) += n;
         }
@@ -158,8 +162,57 @@ impl Recorder {
     }
 }
 
+/// How one established connection ended, from what the client's own syscalls saw. The
+/// side that sent the first FIN holds TIME_WAIT; an RST leaves none on either side.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// Our FIN went before any EOF was read: the client holds TIME_WAIT.
+    ClientFirst,
+    /// A read saw the server's FIN (EOF) before we sent ours: the server holds TIME_WAIT.
+    ServerFirst,
+    /// Our close sent an RST: SO_LINGER 0 (`--close rst`, `--linger 0`), or unread bytes
+    /// left in the receive queue at close().
+    RstSent,
+    /// A read, write or shutdown met the server's RST (ECONNRESET, EPIPE).
+    RstReceived,
+}
+
+/// The established connections by how they ended ([`Close`]), counted as they end, failed
+/// ones included; connections that never got established are not in it.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct Closes {
+    pub client_first: u64,
+    pub server_first: u64,
+    pub rst_sent: u64,
+    pub rst_received: u64,
+}
+
+impl Closes {
+    pub fn count(&mut self, close: Close) {
+        *match close {
+            Close::ClientFirst => &mut self.client_first,
+            Close::ServerFirst => &mut self.server_first,
+            Close::RstSent => &mut self.rst_sent,
+            Close::RstReceived => &mut self.rst_received,
+        } += 1;
+    }
+
+    pub fn merge(&mut self, other: &Closes) {
+        self.client_first += other.client_first;
+        self.server_first += other.server_first;
+        self.rst_sent += other.rst_sent;
+        self.rst_received += other.rst_received;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.client_first + self.server_first + self.rst_sent + self.rst_received
+    }
+}
+
 /// Connections ended by a moment of the run, counted since its start.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tick {
     /// Since the pool started.
     pub t_ms: f64,

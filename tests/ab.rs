@@ -36,25 +36,9 @@ fn ab(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, Value) {
     (out.status.code(), stdout, v)
 }
 
-/// Whether a network namespace can be made; a skip says so, and fails under CI.
-fn can_isolate() -> bool {
-    let ok = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the ab test: it needs root"
-        );
-        eprintln!("SKIPPED ab: needs root for network namespaces (unshare -n)");
-    }
-    ok
-}
-
 #[test]
 fn the_same_build_against_itself_passes_and_a_2ms_echo_fails() {
-    if !can_isolate() {
+    if !common::require_netns() {
         return;
     }
     let _g = heavy();

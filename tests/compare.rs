@@ -36,6 +36,7 @@ fn bench(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    common::read_report(&path);
     path
 }
 
@@ -190,7 +191,11 @@ fn matrix_moves_time_wait_with_the_close_mode() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(2) && err.contains("--isolate cannot create") {
-        println!("SKIPPED: {}", err.trim());
+        let why = err.trim().trim_start_matches("tcpbench: error: ");
+        common::require(
+            &format!("root (CAP_SYS_ADMIN) for --isolate; here: {why}"),
+            false,
+        );
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -198,6 +203,9 @@ fn matrix_moves_time_wait_with_the_close_mode() {
     assert!(md.contains("| figure | client | server | rst |"), "{md}");
     let m: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(m["schema"], "tcpbench.matrix.v1");
+    for scenario in m["scenarios"].as_array().unwrap() {
+        common::assert_schema(&scenario["report"]);
+    }
     let tw = |i: usize, side: &str| {
         m["scenarios"][i]["report"]["time_wait"][side]
             .as_u64()
@@ -268,7 +276,7 @@ fn merge_adds_agents_and_refuses_other_configurations() {
         path
     };
     let (a0, a1, other) = (agent("0", "rst"), agent("1", "rst"), agent("1", "client"));
-    let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let read = |p: &Path| -> Value { common::read_report(p) };
     // 1001 connections over 2 agents: 501 and 500.
     assert_eq!(read(&a0)["totals"]["succeeded"], 501);
     assert_eq!(read(&a1)["totals"]["succeeded"], 500);

@@ -8,6 +8,9 @@
 //! (and shellcheck, where it is installed). The manifests must also validate against the
 //! Kubernetes API schemas: `kubernetes-validate --strict` from PyPI, installed into a venv of
 //! this test's own under target/ (its schemas ship in the package, so it checks offline).
+//! Shellcheck is a visible skip where it is not installed, a failure under CI.
+
+mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -695,7 +698,12 @@ fn the_ssh_recipe_parses() {
         String::from_utf8_lossy(&out.stderr)
     );
     match Command::new("shellcheck").arg(&script).output() {
-        Err(e) => println!("SKIPPED shellcheck: not installed ({e}); apt-get install shellcheck"),
+        Err(e) => {
+            common::require(
+                &format!("shellcheck ({e}; apt-get install shellcheck)"),
+                false,
+            );
+        }
         Ok(out) => assert!(
             out.status.success(),
             "shellcheck deploy/ssh-fanout.sh:\n{}",

@@ -402,8 +402,8 @@ fn a_source_address_that_is_not_here_is_a_bind_address_failure() {
         .enable_all()
         .build()
         .unwrap();
-    let mut scratch =
-        tcpbench::load::conn::Scratch::new(&cfg, tcpbench::load::conn::request_pattern(64));
+    let echo = tcpbench::load::proto::Protocol::from_config(&cfg.protocol, 64, target).unwrap();
+    let mut scratch = tcpbench::load::conn::Scratch::new(&cfg, echo.into());
     let (_keep, mut stop) = tokio::sync::watch::channel(false);
     let source = Some("192.0.2.1".parse().unwrap());
     let f = rt
@@ -474,14 +474,24 @@ fn every_documented_key_is_in_a_plain_runs_report() {
             "{key} missing from a plain run's report"
         );
     }
-    for phase in ["connect", "handshake_rtt", "echo", "close", "total", "failed"] {
+    for phase in [
+        "connect",
+        "handshake_rtt",
+        "echo",
+        "close",
+        "total",
+        "failed",
+    ] {
         for key in PHASE_KEYS {
             let p = format!("/latency/{phase}/{key}");
             assert!(r.pointer(&p).is_some(), "{p} missing");
         }
     }
     assert!(r["aborted"].is_null() && r["time_wait"]["drain_s"].is_null());
-    assert!(r["latency"]["start_lag"].is_null(), "closed loop has no schedule");
+    assert!(
+        r["latency"]["start_lag"].is_null(),
+        "closed loop has no schedule"
+    );
     assert_eq!(r["interrupted"], false);
     // And an error's keys, from a run that has some.
     let (_holder, addr) = refusing_port();
@@ -494,4 +504,20 @@ fn every_documented_key_is_in_a_plain_runs_report() {
             r["errors"]
         );
     }
+}
+
+#[test]
+fn a_target_where_nothing_listens_says_how_to_start_one() {
+    let (_holder, addr) = common::refusing_port();
+    let out = common::bin()
+        .args(["-q", "-n", "300", "--target", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hint = format!("nothing listens on {addr}: start one with `tcpbench serve -l {addr}`");
+    assert!(text.contains(&hint), "{text}");
+    let out = common::bin().args(["--target", "8888"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'8888' has no host"));
 }

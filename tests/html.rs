@@ -1,6 +1,6 @@
 //! The HTML report of a real run, as a browser sees it: headless Chromium loads the file and
 //! dumps the DOM it built; every chart must be there with its data lines and legend.
-//! Skipped (with a note) when no Chromium is on PATH.
+//! A visible skip when no Chromium is on PATH (`common::require`), and under CI a failure.
 
 mod common;
 
@@ -97,10 +97,14 @@ fn chromium_renders_every_chart_of_a_real_run() {
         std::fs::write(out, &html).unwrap();
     }
 
-    let Some(chromium) = chromium() else {
-        println!("SKIPPED: no chromium on PATH (apt-get install chromium)");
+    let found = chromium();
+    if !common::require(
+        "chromium on PATH (apt-get install chromium)",
+        found.is_some(),
+    ) {
         return;
-    };
+    }
+    let chromium = found.unwrap();
     let dom = dump_dom(&chromium, &file, &dir.path().join("profile"), (1400, 3000));
     println!("{} rendered {} bytes of DOM", chromium.display(), dom.len());
     assert!(
@@ -198,10 +202,14 @@ fn pages_fit_the_window() {
         let cfg = common::config(&["--conns", "2000", "--close", "client"]);
         tcpbench::run(&cfg, true).expect("run completes")
     };
-    let Some(chromium) = chromium() else {
-        println!("SKIPPED: no chromium on PATH (apt-get install chromium)");
+    let found = chromium();
+    if !common::require(
+        "chromium on PATH (apt-get install chromium)",
+        found.is_some(),
+    ) {
         return;
-    };
+    }
+    let chromium = found.unwrap();
     let names = ["client", "server", "rst", "linger 1s"];
     let mut run = report.clone();
     run.warnings.push(format!(
@@ -219,8 +227,11 @@ fn pages_fit_the_window() {
                     .map(String::from)
                     .to_vec(),
                 report: run.clone(),
+                server: None,
             })
             .collect(),
+        failed: vec![],
+        interrupted: false,
     };
     let series: Vec<Series> = m
         .scenarios

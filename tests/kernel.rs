@@ -1,7 +1,7 @@
 //! Close semantics as the kernel records them: TIME_WAIT on the side that closed first,
 //! none after an RST. Each run gets a fresh network namespace of its own (unshare -n, as
 //! root), so TIME_WAIT and counters belong to it alone; where that is not permitted the test
-//! prints why and checks nothing.
+//! is a visible skip (`common::require`), and under CI a failure.
 
 mod common;
 
@@ -13,15 +13,7 @@ use serde_json::Value;
 /// Runs tcpbench with `args` in a fresh network namespace and returns its report, after
 /// checking it exited with `code`; `None` when no namespace can be made.
 fn isolated(args: &[&str], code: impl Fn(&Value) -> i32) -> Option<Value> {
-    let probe = Command::new("unshare")
-        .args(["-n", "ip", "link", "set", "lo", "up"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = match probe {
-            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            Err(e) => e.to_string(),
-        };
-        println!("SKIPPED: cannot make a network namespace (unshare -n, ip): {why}");
+    if !common::require_netns() {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -34,7 +26,7 @@ fn isolated(args: &[&str], code: impl Fn(&Value) -> i32) -> Option<Value> {
         .arg(&json)
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = common::read_report(&json);
     assert_eq!(
         out.status.code(),
         Some(code(&report)),
@@ -153,11 +145,15 @@ fn run_isolated(args: &[&str]) -> Option<(std::process::Output, Value)> {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(2) && stderr.contains("--isolate cannot create") {
-        println!("SKIPPED: {}", stderr.trim());
+        let why = stderr.trim().trim_start_matches("tcpbench: error: ");
+        common::require(
+            &format!("root (CAP_SYS_ADMIN) for --isolate; here: {why}"),
+            false,
+        );
         return None;
     }
-    let report = std::fs::read(&json).unwrap_or_else(|e| panic!("no report ({e}): {stderr}"));
-    Some((out, serde_json::from_slice(&report).unwrap()))
+    assert!(json.exists(), "no report: {stderr}");
+    Some((out, common::read_report(&json)))
 }
 
 fn errors_of_kind(r: &Value, kind: &str) -> u64 {
@@ -307,6 +303,9 @@ fn a_full_time_wait_table_marks_the_report_saturated() {
 #[test]
 fn rebind_needs_so_reuseaddr_on_both_sockets() {
     let _g = heavy();
+    if !common::require_netns() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("rebind.json");
     let out = Command::new("unshare")
@@ -316,13 +315,12 @@ fn rebind_needs_so_reuseaddr_on_both_sockets() {
         .arg(&json)
         .output()
         .unwrap();
-    if !out.status.success() && !json.exists() {
-        println!(
-            "SKIPPED: cannot run in a fresh network namespace: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return;
-    }
+    assert!(
+        json.exists(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = table.as_array().unwrap();
     assert_eq!(rows.len(), 4);
@@ -344,6 +342,9 @@ fn rebind_needs_so_reuseaddr_on_both_sockets() {
 #[test]
 fn explicit_ports_come_from_the_given_range() {
     let _g = heavy();
+    if !common::require_netns() {
+        return;
+    }
     // The client closes first, so the kernel keeps each 4-tuple in TIME_WAIT: their local
     // ports are the ports the client bound. `ss` lists them in the same namespace.
     let script = "ip link set lo up && \"$0\" \"$@\" > /dev/null && ss -Htan state time-wait";
@@ -354,13 +355,12 @@ fn explicit_ports_come_from_the_given_range() {
         .args(["--port-strategy", "explicit", "--port-range", "21000-21999"])
         .output()
         .unwrap();
-    if !out.status.success() {
-        println!(
-            "SKIPPED: cannot run in a fresh network namespace with ss: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return;
-    }
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
     // Columns: Recv-Q Send-Q Local:Port Peer:Port
     let ports: Vec<u16> = listing

@@ -6,7 +6,8 @@
 //! own namespace has no interface on the bridge and no route to 198.18.0.0/15.
 //!
 //! Where `ip netns add` is not permitted (it needs root: CAP_SYS_ADMIN to make a namespace
-//! and to mount it under /run/netns) the test prints why and checks nothing.
+//! and to mount it under /run/netns) the test is a visible skip (`common::require`), and under
+//! CI a failure.
 
 mod common;
 
@@ -181,11 +182,6 @@ fn wait_for_line(path: &Path, text: &str, timeout: Duration) {
     }
 }
 
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
@@ -200,9 +196,9 @@ fn three_agents_in_namespaces_merge_into_one_report() {
     let mut lab = match Lab::new() {
         Ok(lab) => lab,
         Err(why) => {
-            println!(
-                "SKIPPED: `ip netns add` is not permitted here ({why}); making named network \
-                 namespaces needs root (CAP_SYS_ADMIN)"
+            common::require(
+                &format!("root (CAP_SYS_ADMIN) for `ip netns add`; here: {why}"),
+                false,
             );
             return;
         }
@@ -253,7 +249,7 @@ fn three_agents_in_namespaces_merge_into_one_report() {
         assert_eq!(code, Some(0), "agent {i}: {}", err.unwrap_or_default());
     }
     let reports: Vec<Value> = (0..AGENTS)
-        .map(|i| read_json(&dir.path().join(format!("agent-{i}.json"))))
+        .map(|i| common::read_report(&dir.path().join(format!("agent-{i}.json"))))
         .collect();
 
     let merged_path = dir.path().join("merged.json");
@@ -266,7 +262,7 @@ fn three_agents_in_namespaces_merge_into_one_report() {
     let err = std::fs::read_to_string(dir.path().join("merge.err")).unwrap();
     println!("$ tcpbench merge agent-0.json agent-1.json agent-2.json -o merged.json\n{text}{err}");
     assert_eq!(code, Some(0), "merge: {err}");
-    let merged = read_json(&merged_path);
+    let merged = common::read_report(&merged_path);
 
     // Each agent made its third, and the merge adds them up.
     for (i, r) in reports.iter().enumerate() {

@@ -75,15 +75,20 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
 }
 
-/// What a writer puts into the FIFO at `path` until it closes it; opened without blocking,
-/// so a writer that never comes (one that replaced the FIFO) ends the wait at `limit`.
-fn read_fifo(path: &Path, limit: Duration) -> Vec<u8> {
+/// The read end of the FIFO at `path`, opened without blocking (before the writer starts:
+/// tcpbench refuses a FIFO with no reader).
+fn fifo_reader(path: &Path) -> fs::File {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .unwrap();
+        .unwrap()
+}
+
+/// What a writer puts into the FIFO `f` reads until it closes it; a writer that never
+/// comes (one that replaced the FIFO) ends the wait at `limit`.
+fn read_fifo(mut f: fs::File, limit: Duration) -> Vec<u8> {
     let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
     let started = Instant::now();
     while started.elapsed() < limit {
@@ -248,8 +253,8 @@ fn devices_and_fifos_stay_what_they_were_and_receive_the_report() {
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
     let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || read_fifo(&fifo, Duration::from_secs(30)))
+        let f = fifo_reader(&fifo);
+        std::thread::spawn(move || read_fifo(f, Duration::from_secs(30)))
     };
     let out = bin()
         .args(RUN)
@@ -448,4 +453,293 @@ fn merge_and_compare_write_through_the_same_rules() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("<!DOCTYPE html>"));
     assert!(stderr_of(&out).contains("PASS"), "{}", stderr_of(&out));
+}
+
+/// The exit status of `child` within `limit`, or `None` after killing it (a hang).
+fn wait_for(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    None
+}
+
+/// Runs tcpbench with `args` in `dir` and checks it refused at once, before any run: exit 2
+/// and one line that contains `says`.
+fn refused(dir: &Path, args: &[&str], says: &str) {
+    let started = Instant::now();
+    let mut child = bin()
+        .args(["--duration", "5s", "-q"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut child, Duration::from_secs(10));
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert!(status.is_some(), "{args:?} hung: {err}");
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "{args:?} ran: {took:?}");
+}
+
+#[test]
+fn a_fifo_with_no_reader_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("f");
+    mkfifo(&fifo);
+    refused(
+        dir.path(),
+        &["--json", "f"],
+        "--json f: a FIFO with no reader yet; start the reader first",
+    );
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(names(dir.path()), ["f"]);
+}
+
+/// Whether process `pid` holds `path` open.
+fn holds_open(pid: u32, path: &Path) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|to| to == path))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_fifo_whose_reader_left_fails_its_write_instead_of_hanging() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fs::canonicalize(dir.path()).unwrap().join("f");
+    mkfifo(&fifo);
+    let reader = fifo_reader(&fifo);
+    let mut child = bin()
+        .args([
+            "--rate",
+            "200",
+            "--duration",
+            "2s",
+            "-q",
+            "--json",
+            s(&fifo),
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The check holds the FIFO open through the run, so a reader sees no end of file.
+    let started = Instant::now();
+    while !holds_open(child.id(), &fifo) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let held = holds_open(child.id(), &fifo);
+    drop(reader);
+    let status = wait_for(&mut child, Duration::from_secs(60));
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert!(held, "the FIFO was not held open during the run: {err}");
+    assert!(
+        status.is_some(),
+        "the write hung on a FIFO with no reader: {err}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("the FIFO has no reader"), "{err}");
+    let kept = err
+        .lines()
+        .find_map(|l| l.strip_prefix("tcpbench: the JSON report is kept in "))
+        .unwrap_or_else(|| panic!("no fallback named: {err}"));
+    assert!(report(&fs::read(kept).unwrap())["totals"]["attempted"].as_u64() > Some(0));
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let out = bin().args(RUN).args(["--json", s(&a)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let original = fs::read(&a).unwrap();
+    fs::write(dir.path().join("in1.json"), &original).unwrap();
+    fs::write(dir.path().join("in2.json"), &original).unwrap();
+    fs::hard_link(dir.path().join("in2.json"), dir.path().join("hard.json")).unwrap();
+    let toml = "[[scenario]]\nname = \"a\"\nconns = 10\n";
+    fs::write(dir.path().join("m.toml"), toml).unwrap();
+    let before = names(dir.path());
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["compare", "a.json", "a.json", "--html", "a.json"],
+            "--html a.json: is the input a.json",
+        ),
+        (
+            &["merge", "in1.json", "in2.json", "--html", "in1.json"],
+            "--html in1.json: is the input in1.json",
+        ),
+        (
+            &["merge", "in1.json", "in2.json", "-o", "./hard.json"],
+            "--output ./hard.json: is the input in2.json",
+        ),
+        (
+            &["matrix", "m.toml", "--json", "m.toml"],
+            "--json m.toml: is the input m.toml",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = bin().args(args).current_dir(dir.path()).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    for name in ["a.json", "in1.json", "in2.json"] {
+        assert_eq!(fs::read(dir.path().join(name)).unwrap(), original, "{name}");
+    }
+    assert_eq!(fs::read_to_string(dir.path().join("m.toml")).unwrap(), toml);
+    assert_eq!(names(dir.path()), before, "nothing was written");
+}
+
+#[test]
+fn two_spellings_of_one_path_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let abs = fs::canonicalize(dir.path()).unwrap();
+    let x = abs.join("x.json");
+    fs::write(&x, "old").unwrap();
+    std::os::unix::fs::symlink("x.json", abs.join("link.json")).unwrap();
+    fs::hard_link(&x, abs.join("hard.json")).unwrap();
+    fs::create_dir(abs.join("hh")).unwrap();
+    let before = names(&abs);
+    let abs_x = s(&x).to_string();
+    let missing_abs = s(&abs.join("new.json")).to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--json", "x.json", "--html", "./x.json"],
+        vec!["--json", "x.json", "--markdown", &abs_x],
+        vec!["--json", "new.json", "--markdown", &missing_abs],
+        vec!["--json", "x.json", "--html", "link.json"],
+        vec!["--json", "x.json", "--html", "hard.json"],
+        vec!["--json", "hh/total.hgrm", "--hgrm", "hh"],
+        vec!["--json", "hh/../x.json", "--html", "x.json"],
+        // A folder --hgrm would create, and a file on its name.
+        vec!["--json", "nohh", "--hgrm", "nohh"],
+        vec!["--json", "nohh", "--hgrm", "./nohh/"],
+    ];
+    for args in &cases {
+        refused(&abs, args, "already writes to the same file");
+    }
+    assert_eq!(fs::read_to_string(&x).unwrap(), "old");
+    assert_eq!(names(&abs), before, "nothing was written");
+}
+
+#[test]
+fn a_report_lost_on_a_broken_standard_output_is_a_failed_write() {
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    // `tcpbench -n 200 -q --json - | (exec <&-; sleep 1)`: the JSON reader is gone.
+    let mut child = bin()
+        .args(RUN)
+        .args(["--json", "-"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--json -: cannot write"), "{err}");
+    let kept = err
+        .lines()
+        .find_map(|l| l.strip_prefix("tcpbench: the JSON report is kept in "))
+        .unwrap_or_else(|| panic!("no fallback named: {err}"));
+    assert_eq!(report(&fs::read(kept).unwrap())["totals"]["attempted"], 200);
+
+    // The same through a process substitution whose reader closed its end at once.
+    let script = format!(
+        "exec 3> >(exec <&-; sleep 2); exec {} -n 200 -q --json /dev/fd/3",
+        env!("CARGO_BIN_EXE_tcpbench")
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--json /dev/fd/3: cannot write"), "{err}");
+    assert!(err.contains("the JSON report is kept in"), "{err}");
+}
+
+#[test]
+fn paths_that_cannot_be_files_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("x.json"), "old").unwrap();
+    mkfifo(&dir.path().join("fifo"));
+    let _sock = std::os::unix::net::UnixListener::bind(dir.path().join("us.sock")).unwrap();
+    let before = names(dir.path());
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--json", "nothere/"],
+            "--json nothere/: a path ending in / names a folder",
+        ),
+        (
+            &["--json", "x.json/"],
+            "--json x.json/: a path ending in / names a folder",
+        ),
+        (
+            &["--markdown", "fifo/"],
+            "--markdown fifo/: a path ending in / names a folder",
+        ),
+        (
+            &["--json", "us.sock"],
+            "--json us.sock: is a Unix socket, which cannot be opened as a file",
+        ),
+    ];
+    for (args, says) in cases {
+        refused(dir.path(), args, says);
+    }
+    assert_eq!(
+        fs::read_to_string(dir.path().join("x.json")).unwrap(),
+        "old"
+    );
+    let sock = fs::symlink_metadata(dir.path().join("us.sock")).unwrap();
+    assert!(sock.file_type().is_socket());
+    assert_eq!(names(dir.path()), before, "nothing was made");
+}
+
+#[test]
+fn a_replaced_file_keeps_its_owner_and_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid only reads this process's id.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED a_replaced_file_keeps_its_owner_and_mode: needs root to own a file as another user"
+        );
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        return;
+    }
+    let _guard = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    fs::write(&json, "old").unwrap();
+    std::os::unix::fs::chown(&json, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&json, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = bin().args(RUN).args(["--json", s(&json)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let m = fs::metadata(&json).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534), "the owner is kept");
+    assert_eq!(m.permissions().mode() & 0o7777, 0o640, "the mode is kept");
+    assert_eq!(
+        report(&fs::read(&json).unwrap())["totals"]["attempted"],
+        200
+    );
 }

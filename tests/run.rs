@@ -12,7 +12,9 @@ use tcpbench::server::EchoServer;
 
 fn run(flags: &[&str]) -> Report {
     let _guard = heavy();
-    tcpbench::run(&config(flags), true).expect("run completes")
+    let report = tcpbench::run(&config(flags), true).expect("run completes");
+    common::assert_schema(&serde_json::to_value(&report).unwrap());
+    report
 }
 
 /// Every connection succeeded, every phase counted each one, every byte came back.

@@ -1,5 +1,7 @@
 //! The echo server, talked to with raw blocking sockets: what a peer sees, byte for byte.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
@@ -146,8 +148,8 @@ fn max_conns_holds_further_connections_in_the_queue() {
 #[test]
 fn connections_are_steered_to_the_listener_of_their_cpu() {
     let cpus = tcpbench::cpu::allowed();
-    if !tcpbench::cpu::steerable(2) {
-        println!("SKIPPED: needs CPUs 0 and 1 exactly, this process may use {cpus:?}");
+    let what = format!("CPUs 0 and 1 exactly; this process may use {cpus:?}");
+    if !common::require(&what, tcpbench::cpu::steerable(2)) {
         return;
     }
     let cfg = ServerConfig {

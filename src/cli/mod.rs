@@ -11,7 +11,7 @@ pub mod resolve;
 mod run;
 mod serve;
 
-pub use run::{EmbeddedServerArgs, PortArg, RunArgs};
+pub use run::{EmbeddedServerArgs, PortArg, ProtocolArg, ProtocolArgs, RunArgs};
 pub use serve::ServeArgs;
 
 use crate::config::CloseMode;
@@ -31,9 +31,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Open, use and close connections against an echo server and report the latencies.
+    /// Open, use and close connections against a server (echo, HTTP, Redis, raw) and report
+    /// the latencies.
     Run(Box<RunArgs>),
-    /// Run the echo server on its own until SIGINT/SIGTERM (or --duration).
+    /// Run the embedded server (echo, HTTP or RESP) on its own until SIGINT/SIGTERM (or
+    /// --duration).
     Serve(ServeArgs),
     /// Show what SO_REUSEADDR does to a server restart while its TIME_WAIT remains.
     Rebind(RebindArgs),
@@ -50,6 +52,10 @@ pub enum Command {
     /// run a fresh child process, judged by a Mann-Whitney test with confidence intervals;
     /// exit 1 when a threshold's whole interval is past it (for CI).
     Ab(AbArgs),
+    /// Print a shell completion script: `tcpbench completions bash > /etc/bash_completion.d/tcpbench`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `tcpbench man > /usr/local/share/man/man1/tcpbench.1`.
+    Man,
     /// Open one connection (or a few) the way `run` does, capture its segments on lo and the
     /// states both ends pass through, and draw them as a ladder, checked against the
     /// textbook's claims (root or CAP_NET_RAW).
@@ -58,7 +64,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
-    /// Echo server on this host's loopback to trace against [default: the embedded one].
+    /// Server on this host's loopback to trace against, speaking --protocol [default: the
+    /// embedded one].
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
@@ -99,6 +106,9 @@ pub struct TraceArgs {
     /// Write the first connection's ladder as an SVG picture.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub proto: ProtocolArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -131,7 +141,9 @@ pub struct MergeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MatrixArgs {
     /// The scenarios: `[defaults]` and `[[scenario]]` tables whose keys are `tcpbench run` flags
-    /// without their dashes (see reports/scenarios/).
+    /// without their dashes, and `server.*` keys for a real server to start and load (see
+    /// reports/scenarios/). Exit 1 when connections failed or a scenario's server did not
+    /// start or did not last its run.
     #[arg(value_name = "SCENARIOS.toml")]
     pub file: PathBuf,
 
@@ -234,7 +246,7 @@ pub struct CompareArgs {
 pub struct AbArgs {
     /// Rounds: each runs both sides once, the order alternating (A B, B A, ...). Five or more
     /// bound a 95% interval (four is the least).
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(4..=1000))]
     pub rounds: u32,
 
     /// The baseline's tcpbench binary [default: this one].
@@ -263,6 +275,28 @@ pub struct AbArgs {
     )]
     pub candidate_args: String,
 
+    /// A real server each baseline run starts and loads (a fresh one per run), as one
+    /// string: 'nginx -p {dir} -c {fill:a.conf} -g "daemon off;"'. `{dir}` is a fresh folder,
+    /// `{port}` a free port, `{fill:PATH}` the file at PATH with those filled in, in {dir}.
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub baseline_server: Option<String>,
+
+    /// A real server each candidate run starts and loads, as --baseline-server.
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub candidate_server: Option<String>,
+
+    /// Where a side's server listens once it is ready (its runs' --target).
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::launch::DEFAULT_READY)]
+    pub server_ready: String,
+
+    /// How long a side's server may take to listen before the A/B fails.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub server_ready_timeout: std::time::Duration,
+
+    /// The signal that stops a side's server after each run (SIGKILL 5 s later).
+    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", value_parser = crate::launch::Signal::parse)]
+    pub server_stop: crate::launch::Signal,
+
     /// Fail when FIGURE OP LIMIT holds for the whole interval of the change (as compare
     /// --fail-if). Repeatable; each replaces the default for its figure.
     #[arg(long, value_name = "EXPR", value_parser = crate::compare::threshold::parse)]
@@ -287,6 +321,13 @@ pub struct AbArgs {
     /// The run flags both sides share, after `--`: -- --conns 20000 --close rst --isolate.
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub common: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -315,6 +356,12 @@ pub fn one_line(e: &clap::Error) -> String {
     {
         first = format!("{first} {next}");
     }
+    // An invalid value: the values the flag takes, as clap's own context has them.
+    if let Some(clap::error::ContextValue::Strings(values)) =
+        e.get(clap::error::ContextKind::ValidValue)
+    {
+        first = format!("{first} [possible values: {}]", values.join(", "));
+    }
     match lines.find(|l| l.starts_with("tip:")) {
         Some(tip) => format!("{first} ({tip})"),
         None => first,
@@ -325,6 +372,18 @@ pub fn one_line(e: &clap::Error) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_bad_value_names_the_values_on_one_line() {
+        let e = Cli::try_parse_from(["tcpbench", "--close", "fin"]).unwrap_err();
+        let line = one_line(&e);
+        assert!(
+            line.contains("'fin'") && line.contains("possible values: client, client-nowait"),
+            "{line}"
+        );
+        let e = Cli::try_parse_from(["tcpbench", "--close", "clien"]).unwrap_err();
+        assert!(one_line(&e).contains("a similar value exists: 'client'"));
+    }
 
     #[test]
     fn cli_is_consistent() {

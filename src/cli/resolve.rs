@@ -2,13 +2,15 @@
 //! [`RunConfig`] or a [`ServerConfig`], every error one line that names the flag and the fix.
 //!
 //! `RunConfig::from_args` is assembled from sections, each checking its own flags: the load
-//! model, the agent's share, the target (and the embedded server), and the client's socket.
+//! model, the agent's share, the protocol, the target (and the embedded server), and the
+//! client's socket.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{PortArg, RunArgs, ServeArgs, TraceArgs};
+use super::{PortArg, ProtocolArg, RunArgs, ServeArgs, TraceArgs};
 use crate::config::*;
+use crate::load::proto::{self, SpecError};
 
 fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
@@ -42,6 +44,7 @@ impl ServerConfig {
             max_payload: a.max_payload,
             accept_delay: a.accept_delay.filter(|d| !d.is_zero()),
             echo_delay: a.echo_delay.filter(|d| !d.is_zero()),
+            protocol: a.protocol,
         };
         cfg.validate("")?;
         Ok(cfg)
@@ -86,7 +89,8 @@ impl RunConfig {
         let load = load_model(a)?;
         check_times(a)?;
         let (bounds, load, agent) = agent_share(a, load)?;
-        check_exchange(a)?;
+        let protocol = protocol(a)?;
+        check_exchange(a, &protocol)?;
         check_namespace(a)?;
         if a.threads == Some(0) {
             return usage("--threads must be at least 1");
@@ -94,7 +98,7 @@ impl RunConfig {
         let threads = a.threads.unwrap_or(cpus()).min(a.concurrency);
         // Pinning pairs client and server threads; alone, a client has nothing to pair with.
         let pin = !a.no_pin && (a.pin || a.target.is_none());
-        let target = target(a, threads, pin)?;
+        let target = target(a, &protocol, threads, pin)?;
         let socket = client_socket(a, &target)?;
         let expect_farewell = expect_farewell(a, &target)?;
         Ok(RunConfig {
@@ -104,6 +108,8 @@ impl RunConfig {
             warmup: warmup(a),
             payload: a.payload,
             requests: a.requests,
+            protocol,
+            max_response: a.proto.max_response,
             hold: a.hold.filter(|h| !h.is_zero()),
             socket,
             expect_farewell,
@@ -124,22 +130,41 @@ impl RunConfig {
     /// One server worker per client thread by default: with more workers than flows, a
     /// connection often lands on a sleeping worker and pays for waking it (measured: 1 flow
     /// ran at half the rate with 2 SO_REUSEPORT workers; 16 flows 20% faster).
-    fn embedded_server(a: &RunArgs, threads: usize, pin: bool) -> Result<ServerConfig, UsageError> {
+    fn embedded_server(
+        a: &RunArgs,
+        protocol: &ProtocolConfig,
+        threads: usize,
+        pin: bool,
+    ) -> Result<ServerConfig, UsageError> {
         let s = &a.server;
+        // A raw response read to the close needs a server that closes.
+        let closes = matches!(protocol, ProtocolConfig::Raw(r) if r.end == RawEndConfig::Close);
         let close = s.server_close.unwrap_or(match a.close {
-            CloseMode::Client | CloseMode::ClientNowait | CloseMode::Rst => ServerClose::Wait,
             CloseMode::Server => ServerClose::First,
+            _ if closes => ServerClose::First,
+            CloseMode::Client | CloseMode::ClientNowait | CloseMode::Rst => ServerClose::Wait,
         });
         if s.server_farewell.is_some_and(|f| f > 0) && a.close != CloseMode::Client {
             return usage(
                 "--server-farewell is read by the client's close phase; use it with --close client",
             );
         }
-        if a.close == CloseMode::Server && close == ServerClose::Wait {
+        // An HTTP server closes when the last request says Connection: close.
+        let http = matches!(protocol, ProtocolConfig::Http(_));
+        if a.close == CloseMode::Server && close == ServerClose::Wait && !http {
             return usage(
                 "--close server with --server-close wait would hang (each side waits for the other's FIN); use --server-close first",
             );
         }
+        let requests = u64::from(a.requests);
+        // The server's "first message" is everything this client will send: bytes to echo,
+        // or requests to answer.
+        let (answers, first_message) = match protocol {
+            ProtocolConfig::Echo => (ServerProtocol::Echo, a.payload as u64 * requests),
+            ProtocolConfig::Http(_) => (ServerProtocol::Http, requests),
+            ProtocolConfig::Resp(_) => (ServerProtocol::Resp, requests),
+            ProtocolConfig::Raw(r) => (ServerProtocol::Echo, r.send.len() as u64 * requests),
+        };
         let defaults = ServerConfig::default();
         let cfg = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -150,13 +175,12 @@ impl RunConfig {
             pin,
             linger: linger_secs(s.server_linger),
             close,
-            // The server's "first message" is everything this client will send.
-            close_after: (close != ServerClose::Wait)
-                .then(|| a.payload as u64 * u64::from(a.requests)),
+            close_after: (close != ServerClose::Wait).then_some(first_message),
             farewell: s.server_farewell.unwrap_or(0),
             nodelay: s.server_nodelay,
             accept_delay: s.server_accept_delay.filter(|d| !d.is_zero()),
             echo_delay: s.server_echo_delay.filter(|d| !d.is_zero()),
+            protocol: answers,
             ..defaults
         };
         cfg.validate("server-")?;
@@ -295,15 +319,103 @@ fn warmup(a: &RunArgs) -> Option<Bounds> {
     })
 }
 
+/// What a request and a response are: `--protocol` and the flags of each protocol, checked
+/// with the protocol's own parsers (their messages name the flag).
+fn protocol(a: &RunArgs) -> Result<ProtocolConfig, UsageError> {
+    let p = &a.proto;
+    let spec = |e: SpecError| UsageError(e.0);
+    let others = [
+        ("--http-path", p.http_path.is_some(), ProtocolArg::Http),
+        ("--http-host", p.http_host.is_some(), ProtocolArg::Http),
+        (
+            "--http-header",
+            !p.http_header.is_empty(),
+            ProtocolArg::Http,
+        ),
+        (
+            "--http-expect-status",
+            p.http_expect_status.is_some(),
+            ProtocolArg::Http,
+        ),
+        (
+            "--resp-command",
+            p.resp_command.is_some(),
+            ProtocolArg::Resp,
+        ),
+        ("--send", p.send.is_some(), ProtocolArg::Raw),
+        ("--expect-bytes", p.expect_bytes.is_some(), ProtocolArg::Raw),
+        ("--expect", p.expect.is_some(), ProtocolArg::Raw),
+        ("--expect-close", p.expect_close, ProtocolArg::Raw),
+    ];
+    if let Some((flag, _, wants)) = others
+        .iter()
+        .find(|(_, given, w)| *given && *w != p.protocol)
+    {
+        return usage(format!(
+            "{flag} goes with --protocol {wants}; add --protocol {wants} or drop {flag}"
+        ));
+    }
+    if p.max_response == 0 {
+        return usage("--max-response 0 would fail every response; give at least 1 byte");
+    }
+    match p.protocol {
+        ProtocolArg::Echo => Ok(ProtocolConfig::Echo),
+        ProtocolArg::Http => {
+            let http = HttpConfig {
+                path: p.http_path.clone().unwrap_or_else(|| "/".into()),
+                host: p.http_host.clone(),
+                headers: p.http_header.clone(),
+                expect_status: p.http_expect_status,
+            };
+            // Checked now with a stand-in for the target's address, known only at the run.
+            let host = http.host.as_deref().unwrap_or("127.0.0.1");
+            let (path, headers, status) = (&http.path, &http.headers, http.expect_status);
+            proto::HttpSpec::new(proto::Method::Get, path, host, headers, status).map_err(spec)?;
+            Ok(ProtocolConfig::Http(http))
+        }
+        ProtocolArg::Resp => {
+            if let Some(line) = &p.resp_command {
+                proto::RespSpec::command(line).map_err(spec)?;
+            }
+            Ok(ProtocolConfig::Resp(RespConfig {
+                command: p.resp_command.clone(),
+            }))
+        }
+        ProtocolArg::Raw => {
+            let Some(send) = &p.send else {
+                return usage(
+                    "--protocol raw needs --send TEXT|@FILE|hex:..: the bytes each request sends",
+                );
+            };
+            let send = proto::raw::parse_send(send).map_err(spec)?;
+            let end =
+                proto::RawEnd::from_flags(p.expect_bytes, p.expect.as_deref(), p.expect_close)
+                    .map_err(spec)?;
+            let end = match end {
+                proto::RawEnd::Bytes(n) => RawEndConfig::Bytes(n),
+                proto::RawEnd::Prefix(text) => RawEndConfig::Prefix(text.to_vec()),
+                proto::RawEnd::Close => RawEndConfig::Close,
+            };
+            if end == RawEndConfig::Close && a.requests > 1 {
+                return usage(format!(
+                    "--expect-close reads a response to the server's FIN, so a connection has one; use --requests 1 (not {}), or --expect-bytes/--expect to keep it open",
+                    a.requests
+                ));
+            }
+            Ok(ProtocolConfig::Raw(RawConfig { send, end }))
+        }
+    }
+}
+
 /// What each connection sends, and how it closes.
-fn check_exchange(a: &RunArgs) -> Result<(), UsageError> {
+fn check_exchange(a: &RunArgs, protocol: &ProtocolConfig) -> Result<(), UsageError> {
     if a.payload > MAX_PAYLOAD {
         return usage(format!(
             "--payload {} is over the {MAX_PAYLOAD}-byte limit",
             a.payload
         ));
     }
-    if a.payload == 0 && a.requests > 0 {
+    if a.payload == 0 && a.requests > 0 && protocol.is_echo() {
         return usage("--payload 0 sends nothing to echo; use --requests 0 for connect-close");
     }
     if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
@@ -331,7 +443,12 @@ fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
 }
 
 /// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded one.
-fn target(a: &RunArgs, threads: usize, pin: bool) -> Result<Target, UsageError> {
+fn target(
+    a: &RunArgs,
+    protocol: &ProtocolConfig,
+    threads: usize,
+    pin: bool,
+) -> Result<Target, UsageError> {
     if let Some(t) = a.target
         && !is_local(t.ip())
         && !a.allow_remote
@@ -346,7 +463,7 @@ fn target(a: &RunArgs, threads: usize, pin: bool) -> Result<Target, UsageError> 
         }
         Some(addr) => Ok(Target::External(addr)),
         None => Ok(Target::Embedded(RunConfig::embedded_server(
-            a, threads, pin,
+            a, protocol, threads, pin,
         )?)),
     }
 }
@@ -415,6 +532,34 @@ fn expect_farewell(a: &RunArgs, target: &Target) -> Result<Option<usize>, UsageE
     }
 }
 
+/// A `--target` the user gives with `--isolate` names a server outside the run's fresh
+/// namespace, where nothing listens; only a server started inside it (matrix `server.*`,
+/// `ab --*-server`) can be loaded there. The commands a user types them to check this.
+pub fn isolated_target(isolate: bool, target: Option<&str>) -> Result<(), UsageError> {
+    match target {
+        Some(t) if isolate => usage(format!(
+            "--isolate runs in a namespace of its own, where nothing listens on --target {t}; drop --isolate, or let matrix `server.*` or `ab --*-server` start the server inside it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A run configuration from `run` flags written as text (a matrix scenario file, `ab`'s
+/// common and side flags), parsed and checked by the same clap and resolve code as the
+/// command line.
+pub fn from_flags(flags: &[String]) -> Result<RunConfig, UsageError> {
+    use clap::Parser;
+    let argv = ["tcpbench", "run", "--quiet"]
+        .into_iter()
+        .map(String::from)
+        .chain(flags.iter().cloned());
+    let cli = super::Cli::try_parse_from(argv).map_err(|e| UsageError(super::one_line(&e)))?;
+    let Some(super::Command::Run(run)) = cli.command else {
+        unreachable!("`run` was given")
+    };
+    RunConfig::from_args(&run)
+}
+
 impl RunConfig {
     /// The configuration `trace` makes its connections with: `run`'s defaults, one flow, and
     /// the trace's own flags, set as typed values.
@@ -432,6 +577,7 @@ impl RunConfig {
         a.payload = t.payload;
         a.requests = t.requests;
         a.conns = Some(u64::from(t.conns));
+        a.proto = t.proto.clone();
         a.concurrency = 1;
         RunConfig::from_args(&a)
     }

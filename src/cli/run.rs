@@ -12,13 +12,14 @@ use crate::parse::{self, CountOrDuration};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Echo server to load, HOST:PORT. Default: an embedded server on 127.0.0.1, port chosen
-    /// by the kernel, started for the run.
+    /// Server to load, HOST:PORT, speaking --protocol. Default: an embedded server (echo, or
+    /// the minimal HTTP or RESP responder) on 127.0.0.1, port chosen by the kernel, started
+    /// for the run.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
     /// Connections to measure [default: 10000, or unbounded when --duration is given].
-    #[arg(long, short = 'n', value_name = "N")]
+    #[arg(long, short = 'n', value_name = "N", value_parser = parse::count)]
     pub conns: Option<u64>,
 
     /// Stop starting connections after this long (500ms, 10s, 2m).
@@ -31,25 +32,28 @@ pub struct RunArgs {
 
     /// Workers, each running one connection at a time (closed loop); with --rate, the most
     /// connections in flight.
-    #[arg(long, short = 'c', value_name = "C", default_value_t = 64)]
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 64, value_parser = parse::count_usize)]
     pub concurrency: usize,
 
     /// Start connections at this fixed rate per second (open loop); latency is also reported
     /// from each connection's scheduled start, so queueing shows (coordinated omission).
-    #[arg(long, short = 'r', value_name = "R")]
+    #[arg(long, short = 'r', value_name = "R", value_parser = parse::rate)]
     pub rate: Option<f64>,
 
-    /// Bytes per request; the echo is verified byte for byte.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    /// Bytes per request of --protocol echo (64, 1KiB, 1MiB); the echo is verified byte for
+    /// byte.
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = parse::size)]
     pub payload: usize,
 
-    /// Requests (echo round trips) per connection; 0 = connect, then close.
+    /// Requests (round trips: echoes, or the protocol's requests, kept alive between them)
+    /// per connection; 0 = connect, then close.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub requests: u32,
 
     /// Who ends each connection: client (shutdown, read the server's FIN, close: the client
     /// holds TIME_WAIT), client-nowait (close at once after the echo), server (the server
-    /// closes first and holds TIME_WAIT), rst (SO_LINGER 0: RST, no TIME_WAIT).
+    /// closes first and holds TIME_WAIT; HTTP asks for it with Connection: close on the last
+    /// request), rst (SO_LINGER 0: RST, no TIME_WAIT).
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
     pub close: CloseMode,
 
@@ -197,7 +201,83 @@ pub struct RunArgs {
     pub trace: bool,
 
     #[command(flatten)]
+    pub proto: ProtocolArgs,
+
+    #[command(flatten)]
     pub server: EmbeddedServerArgs,
+}
+
+/// `--protocol` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    Echo,
+    Http,
+    Resp,
+    Raw,
+}
+
+impl std::fmt::Display for ProtocolArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
+}
+
+/// What each request and response is: `run`'s and `trace`'s `--protocol` and its settings.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Protocol")]
+pub struct ProtocolArgs {
+    /// What each request and its response are: echo (--payload bytes, echoed back and
+    /// verified), http (HTTP/1.1 GET, kept alive between --requests), resp (Redis PING, or
+    /// --resp-command), raw (--send bytes, and an end rule: --expect-bytes, --expect or
+    /// --expect-close).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Echo)]
+    pub protocol: ProtocolArg,
+
+    /// HTTP: the request's path [default: /].
+    #[arg(long, value_name = "PATH")]
+    pub http_path: Option<String>,
+
+    /// HTTP: the Host header [default: the target's HOST:PORT].
+    #[arg(long, value_name = "HOST")]
+    pub http_host: Option<String>,
+
+    /// HTTP: one more request header, 'Name: value' (repeatable).
+    #[arg(long, value_name = "'K: V'")]
+    pub http_header: Vec<String>,
+
+    /// HTTP: the status every response must have; any other fails as http_status
+    /// [default: any status below 400].
+    #[arg(long, value_name = "CODE")]
+    pub http_expect_status: Option<u16>,
+
+    /// RESP: the command each request sends, as redis-cli takes it ('SET k v', "GET k")
+    /// [default: PING]; an error reply fails as resp_error.
+    #[arg(long, value_name = "COMMAND")]
+    pub resp_command: Option<String>,
+
+    /// raw: the bytes each request sends: TEXT (escapes \r \n \t \\ \xNN), @FILE, or
+    /// hex:48454c4c4f.
+    #[arg(long, value_name = "TEXT|@FILE|hex:..")]
+    pub send: Option<String>,
+
+    /// raw: a response is complete after N bytes.
+    #[arg(long, value_name = "N")]
+    pub expect_bytes: Option<u64>,
+
+    /// raw: a response is complete once it has begun with TEXT (escapes and hex: as --send);
+    /// another beginning fails as response_mismatch.
+    #[arg(long, value_name = "TEXT")]
+    pub expect: Option<String>,
+
+    /// raw: a response is everything up to the server's FIN (one request per connection).
+    #[arg(long)]
+    pub expect_close: bool,
+
+    /// A response larger than this fails as response_too_large (http, resp, raw).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::config::DEFAULT_MAX_RESPONSE)]
+    pub max_response: usize,
 }
 
 /// `--port-strategy` values.

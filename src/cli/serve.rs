@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::ServerClose;
+use crate::config::{ServerClose, ServerProtocol};
 use crate::parse;
 
 #[derive(Args, Debug, Clone)]
@@ -49,7 +49,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = ServerClose::Wait)]
     pub close: ServerClose,
 
-    /// With --close first|rst: the first message is this many bytes [default: one read].
+    /// With --close first|rst: the first message is this many bytes (http, resp: this many
+    /// requests answered) [default: one read, or one answer].
     #[arg(long, value_name = "BYTES")]
     pub close_after: Option<u64>,
 
@@ -81,6 +82,12 @@ pub struct ServeArgs {
     /// Wait this long before echoing each read (a slow application).
     #[arg(long, value_name = "D", value_parser = parse::duration)]
     pub echo_delay: Option<Duration>,
+
+    /// What to answer: echo (every byte back), http (200 OK with a small body to every
+    /// HTTP/1.x request, keep-alive unless asked to close), resp (+PONG to PING, an error
+    /// reply to other commands).
+    #[arg(long, value_enum, default_value_t = ServerProtocol::Echo)]
+    pub protocol: ServerProtocol,
 
     /// Stop by itself after this long.
     #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]

@@ -13,15 +13,21 @@ pub fn ab(args: &AbArgs) -> anyhow::Result<u8> {
     let outputs = Outputs::new(super::summary(args.format))
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--html", Format::Html, args.html.as_deref())?;
+    let outputs = [&args.baseline_bin, &args.candidate_bin]
+        .into_iter()
+        .flatten()
+        .try_fold(outputs, |o, bin| o.input(bin))?;
     let this = std::env::current_exe()?;
-    let side = |name: &str, bin: &Option<PathBuf>, flags: &str, flag: &str| {
+    let side = |name: &str, bin: &Option<PathBuf>, flags: &str, server: &Option<String>| {
+        let server = ab::server_spec(args, name, server.as_deref())?;
         ab::split_args(flags)
             .map(|args| ab::Side {
                 name: name.to_string(),
                 bin: bin.clone().unwrap_or_else(|| this.clone()),
                 args,
+                server,
             })
-            .map_err(|e| UsageError(format!("{flag}: {e}; quote the flags as one string")))
+            .map_err(|e| UsageError(format!("--{name}-args: {e}; quote the flags as one string")))
     };
     let plan = ab::Plan {
         sides: [
@@ -29,13 +35,13 @@ pub fn ab(args: &AbArgs) -> anyhow::Result<u8> {
                 "baseline",
                 &args.baseline_bin,
                 &args.baseline_args,
-                "--baseline-args",
+                &args.baseline_server,
             )?,
             side(
                 "candidate",
                 &args.candidate_bin,
                 &args.candidate_args,
-                "--candidate-args",
+                &args.candidate_server,
             )?,
         ],
         common: args.common.clone(),

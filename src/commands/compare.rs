@@ -6,11 +6,10 @@ use crate::compare as cmp;
 use crate::output::{Compared, Format};
 
 pub fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
-    let outputs = crate::output::Outputs::new(super::summary(args.format)).file(
-        "--html",
-        Format::Html,
-        args.html.as_deref(),
-    )?;
+    let outputs = crate::output::Outputs::new(super::summary(args.format))
+        .file("--html", Format::Html, args.html.as_deref())?
+        .input(&args.baseline)?
+        .input(&args.candidate)?;
     let base = super::read_report(&args.baseline)?;
     let cand = super::read_report(&args.candidate)?;
     let (bn, cn) = (

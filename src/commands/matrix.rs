@@ -10,10 +10,12 @@ pub fn matrix(args: &MatrixArgs) -> anyhow::Result<u8> {
         allow_remote: args.allow_remote,
     };
     let scenarios = matrix::load(&args.file, &common)?;
-    let outputs = super::outputs(super::summary(args.format), &args.out)?;
+    let outputs = super::outputs(super::summary(args.format), &args.out)?.input(&args.file)?;
     let m = matrix::run(&args.file, scenarios, args.repeat, args.out.quiet)?;
-    let interrupted = m.scenarios.last().is_some_and(|s| s.report.interrupted);
-    let failed = m.scenarios.iter().any(|s| s.report.totals.failed > 0);
     let written = outputs.write(&m);
-    Ok(super::status(&written, interrupted, i32::from(failed)))
+    Ok(super::status(
+        &written,
+        m.interrupted,
+        i32::from(m.exit_code()),
+    ))
 }

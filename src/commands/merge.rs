@@ -10,6 +10,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
         .file("--output", Format::Json, args.output.as_deref())?
         .file("--markdown", Format::Markdown, args.markdown.as_deref())?
         .file("--html", Format::Html, args.html.as_deref())?;
+    let outputs = args.reports.iter().try_fold(outputs, |o, p| o.input(p))?;
     let reports = args
         .reports
         .iter()

@@ -9,6 +9,7 @@ pub mod merge;
 pub mod rebind;
 pub mod run;
 pub mod serve;
+pub mod shell;
 pub mod trace;
 
 use std::path::Path;
@@ -41,6 +42,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Merge(args)) => merge::merge(&args),
         Some(Command::Trace(args)) => trace::trace(&args),
         Some(Command::Ab(args)) => ab::ab(&args),
+        Some(Command::Completions(args)) => shell::completions(&args),
+        Some(Command::Man) => shell::man(),
     }
 }
 

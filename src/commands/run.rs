@@ -6,6 +6,10 @@ use crate::config::RunConfig;
 use crate::output::{Format, RunOutcome};
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    crate::cli::resolve::isolated_target(
+        args.isolate,
+        args.target.map(|t| t.to_string()).as_deref(),
+    )?;
     let cfg = RunConfig::from_args(args)?;
     let outputs = super::outputs(Format::Text, &args.out)?.folder(
         "--hgrm",

@@ -1,4 +1,4 @@
-//! `tcpbench serve`: the echo server on its own until SIGINT/SIGTERM or `--duration`, then
+//! `tcpbench serve`: the embedded server (echo, HTTP or RESP) on its own until SIGINT/SIGTERM or `--duration`, then
 //! its counters on one line.
 
 use crate::cli::ServeArgs;
@@ -8,13 +8,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
     let cfg = ServerConfig::from_serve_args(args)?;
     let totals = crate::serve(&cfg, args.duration, |addr| {
         eprintln!(
-            "tcpbench serve: listening on {addr} (close {}, backlog {})",
-            cfg.close, cfg.backlog
+            "tcpbench serve: listening on {addr} ({}, close {}, backlog {})",
+            cfg.protocol, cfg.close, cfg.backlog
         );
     })?;
     let line = format!(
-        "accepted {} connections, echoed {} B in / {} B out, {} resets, {} idle timeouts, {} over the byte cap, {} accept errors\n",
+        "accepted {} connections, {} {} B in / {} B out, {} resets, {} idle timeouts, {} over the byte cap, {} accept errors\n",
         totals.accepted,
+        match cfg.protocol {
+            crate::config::ServerProtocol::Echo => "echoed".to_string(),
+            _ => format!("{} answers,", totals.answers),
+        },
         totals.bytes_in,
         totals.bytes_out,
         totals.resets,

@@ -1,4 +1,9 @@
-//! One connection's life: socket → handshake → K echoes → close, timed at the phase edges.
+//! One connection's life: socket → handshake → K exchanges → close, timed at the phase edges.
+//!
+//! One cycle for every protocol: the run's [`Protocol`] writes each request and its
+//! [`Decoder`] says when the response is complete (the echo protocol compares the bytes as
+//! they arrive). The cycle also notes how the connection ended, as its syscalls saw it
+//! ([`Close`]): who sent the first FIN, or an RST.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,9 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use super::proto::{Decoder, Progress, ProtoError, Protocol};
 use crate::config::{CloseMode, PortStrategy, RunConfig};
 use crate::failure::{ErrorKind, Failure, Phase};
 use crate::sockopt::{HandshakeInfo, Local};
+use crate::stats::Close;
 
 /// Binds tried before an explicit-port connection gives up (ports held by listeners).
 const PORT_TRIES: u32 = 16;
@@ -43,20 +50,21 @@ use crate::{netio, sockopt};
 
 /// Largest read buffer a worker keeps: echoes are compared chunk by chunk as they arrive.
 const READ_BUF: usize = 64 * 1024;
+/// The read buffer of the protocols other than echo: their decoders keep what they need.
+const RESPONSE_BUF: usize = 16 * 1024;
 
 /// Resolves to `true` once the run is told to stop (Ctrl-C); every worker holds a clone.
 pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 
-/// The request payload: a pattern, so a wrong echo is detected byte for byte.
-pub fn request_pattern(len: usize) -> Arc<[u8]> {
-    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
 /// A worker's reusable buffers and per-connection tallies; allocated once per worker.
 pub struct Scratch {
-    /// The request, shared by all the workers of a run.
-    request: Arc<[u8]>,
-    /// Where echoes and the server's last bytes are read into.
+    /// What a request and a response are, shared by all the workers of a run.
+    protocol: Arc<Protocol>,
+    /// This worker's response decoder, reset before each exchange.
+    decoder: Decoder,
+    /// The request being sent.
+    request: Vec<u8>,
+    /// Where responses and the server's last bytes are read into.
     buf: Vec<u8>,
     /// Round trips of the current connection, in ns; committed only if it succeeds.
     pub echo_ns: Vec<u64>,
@@ -69,19 +77,30 @@ pub struct Scratch {
     /// Where the connection in flight is: its phase and when it started. The worker's
     /// thread reads it (and the bytes above) for a connection it cut off after a stop.
     pub in_flight: Option<(Phase, Instant)>,
+    /// How the last connection ended, once it was established.
+    pub close: Option<Close>,
+    /// A read of the current connection saw the server's FIN before we sent ours.
+    peer_fin: bool,
 }
 
 impl Scratch {
-    pub fn new(cfg: &RunConfig, request: Arc<[u8]>) -> Self {
-        debug_assert_eq!(request.len(), cfg.payload);
+    pub fn new(cfg: &RunConfig, protocol: Arc<Protocol>) -> Self {
+        let buf = match &*protocol {
+            Protocol::Echo(e) => e.payload().len().clamp(4096, READ_BUF),
+            _ => RESPONSE_BUF,
+        };
         Scratch {
-            buf: vec![0; request.len().clamp(4096, READ_BUF)],
-            request,
+            decoder: protocol.decoder(cfg.max_response),
+            protocol,
+            request: Vec::new(),
+            buf: vec![0; buf],
             echo_ns: Vec::with_capacity(cfg.requests.min(1024) as usize),
             sent: 0,
             received: 0,
             farewell: 0,
             in_flight: None,
+            close: None,
+            peer_fin: false,
         }
     }
 
@@ -132,11 +151,11 @@ impl Cycle {
 }
 
 /// Runs one connection against `target`, from `source` and a port of `ports` when given.
-/// `Scratch::echo_ns`, `sent`, `received` and `farewell` describe it afterwards, whether it
-/// succeeded or not. `stop` cuts a `--hold` short.
+/// `Scratch::echo_ns`, `sent`, `received`, `farewell` and `close` describe it afterwards,
+/// whether it succeeded or not. `stop` cuts a `--hold` short.
 ///
-/// A target must send back exactly what it was sent: bytes beyond an echo, or queued when
-/// the close starts, fail the connection as `extra_bytes`; only what comes after our FIN
+/// A target must send back exactly its responses: bytes beyond one, or queued when the
+/// close starts, fail the connection as `extra_bytes`; only what comes after our FIN
 /// (`--close client`) is a farewell.
 pub async fn run(
     cfg: &RunConfig,
@@ -150,6 +169,8 @@ pub async fn run(
     s.sent = 0;
     s.received = 0;
     s.farewell = 0;
+    s.close = None;
+    s.peer_fin = false;
     let Handshake {
         connect,
         established,
@@ -165,6 +186,9 @@ pub async fn run(
         done => done,
     };
     if let Err(f) = exchanged {
+        // Unread bytes make close() send an RST, whatever SO_LINGER says.
+        let unread = netio::queued(&stream).is_ok_and(|n| n > 0);
+        s.close = Some(observed(Some(&f), unread || aborts(cfg, false), s.peer_fin));
         // Even a failed connection closes the configured way: a lingering close must not
         // block this runtime thread.
         let _ = close(stream, cfg).await;
@@ -172,7 +196,13 @@ pub async fn run(
     }
     let close = Instant::now();
     s.enter(Phase::Close);
-    finish(stream, cfg, s).await?;
+    let finished = finish(stream, cfg, s).await;
+    s.close = Some(observed(
+        finished.as_ref().err(),
+        aborts(cfg, true),
+        s.peer_fin,
+    ));
+    finished?;
     Ok(Cycle {
         connect,
         established,
@@ -182,7 +212,28 @@ pub async fn run(
     })
 }
 
-/// The requests, each timed from the end of the one before, then the `--hold`.
+/// How a connection ended, from what its syscalls saw: an RST met, or sent (`abortive`),
+/// else whose FIN came first.
+fn observed(failure: Option<&Failure>, abortive: bool, peer_fin: bool) -> Close {
+    if failure.is_some_and(|f| f.kind == ErrorKind::Reset) {
+        Close::RstReceived
+    } else if abortive {
+        Close::RstSent
+    } else if peer_fin {
+        Close::ServerFirst
+    } else {
+        Close::ClientFirst
+    }
+}
+
+/// Whether our close() sends an RST: SO_LINGER 0, or `--close rst` on the way that ends
+/// in [`finish`] (`finished`).
+fn aborts(cfg: &RunConfig, finished: bool) -> bool {
+    cfg.socket.linger == Some(Duration::ZERO) || (finished && cfg.socket.close == CloseMode::Rst)
+}
+
+/// The requests, each timed from the end of the one before, then the `--hold`. A server
+/// that says it closes before the last request ends the connection as `closed_early`.
 async fn exchange(
     stream: &TcpStream,
     cfg: &RunConfig,
@@ -191,11 +242,16 @@ async fn exchange(
     s: &mut Scratch,
 ) -> Result<(), Failure> {
     let mut edge = ready;
-    for _ in 0..cfg.requests {
-        echo_once(stream, s, cfg.socket.io_timeout).await?;
+    let by_server = cfg.socket.close == CloseMode::Server;
+    for i in 0..cfg.requests {
+        let last = i + 1 == cfg.requests;
+        exchange_once(stream, s, i, last, by_server, cfg.socket.io_timeout).await?;
         let now = Instant::now();
         s.echo_ns.push(ns(edge, now));
         edge = now;
+        if !last && (s.peer_fin || s.decoder.peer_closes()) {
+            return Err(Failure::new(Phase::Echo, ErrorKind::ClosedEarly));
+        }
     }
     if let Some(hold) = cfg.hold {
         tokio::select! {
@@ -285,44 +341,53 @@ async fn handshake(
     })
 }
 
-/// Writes the request while reading its echo back (a request larger than the socket
-/// buffers would otherwise deadlock against the server's echo), comparing as it arrives.
-/// The whole round trip has `io_timeout` to finish: a server that drips its echo a byte at a
-/// time cannot keep a connection alive. Reads take what the buffer holds, so bytes beyond
-/// the echo are seen.
-async fn echo_once(
+/// Exchange `i`: writes the request while reading the response (a request larger than
+/// the socket buffers would otherwise deadlock against an echo), the decoder judging each
+/// chunk as it arrives. The whole exchange has `io_timeout` to finish: a server that drips
+/// its response a byte at a time, or never ends it, cannot keep a connection alive. Reads
+/// take what the buffer holds, so bytes beyond the response are seen.
+async fn exchange_once(
     stream: &TcpStream,
     s: &mut Scratch,
+    i: u32,
+    last: bool,
+    by_server: bool,
     io_timeout: Duration,
 ) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Echo, &e);
     let Scratch {
+        protocol,
+        decoder,
         request,
         buf,
         sent,
         received,
+        peer_fin,
         ..
     } = s;
-    let len = request.len();
+    let echo = matches!(**protocol, Protocol::Echo(_));
+    request.clear();
+    protocol.request(u64::from(i), last, by_server, request);
+    decoder.reset();
     let send = async { netio::send_all(stream, request, sent).await.map_err(fail) };
     let recv = async {
-        let mut got = 0;
-        while got < len {
+        loop {
             let n = netio::recv(stream, buf).await.map_err(fail)?;
-            if n == 0 {
-                return Err(Failure::new(Phase::Echo, ErrorKind::ShortEcho));
+            let progress = if n == 0 {
+                *peer_fin = true;
+                decoder.eof()
+            } else {
+                *received += n as u64;
+                decoder.feed(&buf[..n])
+            };
+            match progress.map_err(|e| proto_failure(&e, echo))? {
+                Progress::NeedMore => {}
+                Progress::Complete { extra: 0, .. } => return Ok(()),
+                Progress::Complete { .. } => {
+                    return Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes));
+                }
             }
-            *received += n as u64;
-            let echo = n.min(len - got);
-            if buf[..echo] != request[got..got + echo] {
-                return Err(Failure::new(Phase::Echo, ErrorKind::EchoMismatch));
-            }
-            if n > echo {
-                return Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes));
-            }
-            got += n;
         }
-        Ok(())
     };
     within(io_timeout, Phase::Echo, async {
         tokio::try_join!(send, recv).map(|_| ())
@@ -330,17 +395,37 @@ async fn echo_once(
     .await?
 }
 
+/// The failure a decoder's verdict is; the echo protocol keeps its own names for a short
+/// and a wrong echo.
+fn proto_failure(e: &ProtoError, echo: bool) -> Failure {
+    let kind = match e {
+        ProtoError::HttpStatus(status) => return Failure::http_status(Phase::Echo, *status),
+        ProtoError::Protocol(_) => ErrorKind::ProtocolError,
+        ProtoError::TooLarge { .. } => ErrorKind::ResponseTooLarge,
+        ProtoError::RespError(_) => ErrorKind::RespError,
+        ProtoError::Closed if echo => ErrorKind::ShortEcho,
+        ProtoError::Closed => ErrorKind::ShortResponse,
+        ProtoError::Mismatch if echo => ErrorKind::EchoMismatch,
+        ProtoError::Mismatch => ErrorKind::ResponseMismatch,
+    };
+    Failure::new(Phase::Echo, kind)
+}
+
 /// Fails the connection as `extra_bytes` when anything is queued unread as the close
-/// starts (FIONREAD, one ioctl): the target sent more than its echoes. Those bytes count as
-/// received.
+/// starts: the target sent more than its responses; those bytes count as received. A FIN
+/// already queued means the server closed first. One recv(MSG_PEEK) when nothing is there.
 fn nothing_queued(stream: &TcpStream, s: &mut Scratch) -> Result<(), Failure> {
-    match netio::queued(stream) {
-        Ok(0) => Ok(()),
-        Ok(n) => {
-            s.received += n as u64;
+    let fail = |e: io::Error| Failure::from_io(Phase::Echo, &e);
+    match netio::pending(stream).map_err(fail)? {
+        netio::Pending::Nothing => Ok(()),
+        netio::Pending::Fin => {
+            s.peer_fin = true;
+            Ok(())
+        }
+        netio::Pending::Data => {
+            s.received += netio::queued(stream).map_err(fail)? as u64;
             Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes))
         }
-        Err(e) => Err(Failure::from_io(Phase::Echo, &e)),
     }
 }
 
@@ -352,13 +437,11 @@ async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(
             sockopt::set_abortive(&stream).map_err(|e| Failure::from_io(Phase::Close, &e))
         }
         CloseMode::ClientNowait => Ok(()),
-        // The server closes first, right after its echo: anything before its FIN is extra.
-        CloseMode::Server => match drain(&stream, cfg, s).await {
-            Ok(0) => Ok(()),
-            Ok(_) => Err(Failure::new(Phase::Close, ErrorKind::ExtraBytes)),
-            Err(f) => Err(f),
-        },
-        CloseMode::Client => match shutdown_write(&stream) {
+        // The server closes first, right after its response: anything before its FIN is
+        // extra.
+        CloseMode::Server => server_fin(&stream, cfg, s).await,
+        // The server said it closes after its response: wait for its FIN before ours.
+        CloseMode::Client => match client_fin(&stream, cfg, s).await {
             Err(f) => Err(f),
             // What comes after our FIN and before the server's is its farewell.
             Ok(()) => drain(&stream, cfg, s).await.and_then(|tail| {
@@ -376,6 +459,24 @@ async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(
     outcome.and(closed)
 }
 
+/// Our FIN; when the server said it closes after its response, only once its FIN came.
+async fn client_fin(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
+    if cfg.requests > 0 && s.decoder.peer_closes() && !s.peer_fin {
+        server_fin(stream, cfg, s).await?;
+    }
+    shutdown_write(stream)
+}
+
+/// Reads to the server's FIN, which must come with no byte before it.
+async fn server_fin(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
+    let tail = drain(stream, cfg, s).await?;
+    s.peer_fin = true;
+    match tail {
+        0 => Ok(()),
+        _ => Err(Failure::new(Phase::Close, ErrorKind::ExtraBytes)),
+    }
+}
+
 /// shutdown(SHUT_WR): our FIN. ENOTCONN means the peer reset the connection first; the
 /// socket's pending error says how.
 fn shutdown_write(stream: &TcpStream) -> Result<(), Failure> {
@@ -384,9 +485,8 @@ fn shutdown_write(stream: &TcpStream) -> Result<(), Failure> {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(match stream.take_error() {
             Ok(Some(pending)) => Failure::from_io(Phase::Close, &pending),
             _ => Failure {
-                phase: Phase::Close,
-                kind: ErrorKind::Reset,
                 errno: Some(libc::ENOTCONN),
+                ..Failure::new(Phase::Close, ErrorKind::Reset)
             },
         }),
         Err(e) => Err(Failure::from_io(Phase::Close, &e)),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
@@ -35,16 +35,23 @@ pub struct Control {
     show_progress: bool,
 }
 
+/// A current-thread runtime for the main thread, with SIGINT/SIGTERM handlers installed in
+/// it: what a command waits on signals with.
+pub fn signal_runtime() -> std::io::Result<(tokio::runtime::Runtime, Signals)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = {
+        let _guard = rt.enter();
+        Signals::new()?
+    };
+    Ok((rt, signals))
+}
+
 impl Control {
     /// Installs the signal handlers; progress shows only when stderr is a terminal.
     pub fn new(quiet: bool) -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let signals = {
-            let _guard = rt.enter();
-            Signals::new()?
-        };
+        let (rt, signals) = signal_runtime()?;
         Ok(Control {
             rt,
             signals,
@@ -129,8 +136,12 @@ impl Control {
                     _ = signals.recv() => on_signal(stop, interrupted, &bar),
                     _ = tick.tick() => {
                         let (done, failed) = mark(&mut timeline);
-                        bar.set_position(done);
-                        bar.set_message(format!("{failed} failed"));
+                        let elapsed = start.elapsed();
+                        bar.set_position(match bounds.conns {
+                            Some(_) => done,
+                            None => elapsed.as_millis() as u64,
+                        });
+                        bar.set_message(progress_message(bounds, done, failed, elapsed));
                         note_abort(aborted, &bar);
                     }
                 }
@@ -168,25 +179,71 @@ impl Control {
         bar.finish_and_clear();
     }
 
+    /// The progress line: with `--conns`, a bar of connections with the rate and the ETA;
+    /// with `--duration`, a bar of time "of 8s" with the connections done so far.
     fn progress_bar(&self, bounds: Bounds, label: &str) -> ProgressBar {
         if !self.show_progress {
             return ProgressBar::hidden();
         }
-        let bar = match bounds.conns {
-            Some(n) => ProgressBar::new(n),
-            None => ProgressBar::no_length(),
+        let (bar, template) = match (bounds.conns, bounds.duration) {
+            (Some(n), _) => (
+                ProgressBar::new(n),
+                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} conns ({rate}, ETA {eta}) {msg}",
+            ),
+            (None, Some(d)) => (
+                ProgressBar::new(d.as_millis() as u64),
+                "{prefix} [{elapsed_precise}] {wide_bar} of {bound} {msg}",
+            ),
+            (None, None) => (
+                ProgressBar::no_length(),
+                "{prefix} [{elapsed_precise}] {spinner} {msg}",
+            ),
         };
         bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let template = if bounds.conns.is_some() {
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} conns ({per_sec}) {msg}"
-        } else {
-            "{prefix} [{elapsed_precise}] {spinner} {pos} conns ({per_sec}) {msg}"
-        };
+        let bound = bounds
+            .duration
+            .map(|d| humantime::format_duration(d).to_string())
+            .unwrap_or_default();
         if let Ok(style) = ProgressStyle::with_template(template) {
+            let style = style
+                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}/s", per_sec(s.per_sec()));
+                })
+                .with_key(
+                    "bound",
+                    move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&bound);
+                    },
+                );
             bar.set_style(style);
         }
         bar.set_prefix(label.to_string());
         bar
+    }
+}
+
+/// A rate as the summary rounds it: whole connections per second, thousands separated.
+fn per_sec(v: f64) -> String {
+    let n = if v.is_finite() { v.round() as u64 } else { 0 };
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the progress line says beside the bar: connections done (with `--duration`, where
+/// the bar is time) and failures.
+fn progress_message(bounds: Bounds, done: u64, failed: u64, elapsed: Duration) -> String {
+    if bounds.conns.is_none() {
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+        format!("{done} conns ({}/s), {failed} failed", per_sec(rate))
+    } else {
+        format!("{failed} failed")
     }
 }
 
@@ -332,7 +389,7 @@ impl Stopper {
 
 fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
     if *interrupted {
-        bar.abandon();
+        bar.finish_and_clear();
         eprintln!("tcpbench: interrupted twice; exiting without a report");
         std::process::exit(EXIT_INTERRUPTED);
     }
@@ -348,7 +405,15 @@ fn on_signal(stop: &Stopper, interrupted: &mut bool, bar: &ProgressBar) {
 
 #[cfg(test)]
 mod tests {
-    use super::{ErrorBudget, abort_reason};
+    use super::{ErrorBudget, abort_reason, per_sec};
+
+    #[test]
+    fn the_progress_rate_is_rounded_like_the_summary() {
+        assert_eq!(per_sec(20_437.424_3), "20,437");
+        assert_eq!(per_sec(999.6), "1,000");
+        assert_eq!(per_sec(1_234_567.0), "1,234,567");
+        assert_eq!(per_sec(f64::NAN), "0");
+    }
     use crate::config::ErrorLimit::{Count, Ratio};
     use crate::failure::{ErrorKind, Failure, Phase};
 
@@ -356,6 +421,7 @@ mod tests {
         phase: Phase::Connect,
         kind: ErrorKind::Refused,
         errno: Some(libc::ECONNREFUSED),
+        status: None,
     };
 
     #[test]

@@ -64,7 +64,10 @@ pub fn run_pool(
         stopper: ctl.stopper(),
         budget: control::ErrorBudget::new(cfg.max_errors),
         progress: (0..threads).map(|_| Progress::default()).collect(),
-        request: conn::request_pattern(cfg.payload),
+        protocol: Arc::new(
+            proto::Protocol::from_config(&cfg.protocol, cfg.payload, target)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
         next_slot: worker::SlotCounter::default(),
         ports: conn::PortCycle::new(cfg.socket.ports),
     });

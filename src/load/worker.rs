@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::conn::{self, PortCycle, Scratch};
 use super::control::{ErrorBudget, Stopper};
 use super::pacer::{Lateness, Pacer};
+use super::proto::Protocol;
 use crate::config::{Bounds, RunConfig};
 use crate::failure::{ErrorKind, Failure};
 use crate::stats::{Metric, Recorder};
@@ -36,8 +37,8 @@ pub struct Shared {
     /// Each thread's live counts, indexed by thread: the progress display, and the
     /// connections ended so far for a `--max-errors P%`.
     pub progress: Box<[Progress]>,
-    /// The request payload every worker sends.
-    pub request: Arc<[u8]>,
+    /// What every worker's requests and responses are.
+    pub protocol: Arc<Protocol>,
     /// The next connection slot to claim; slots are numbered from 0 across all threads.
     /// Every thread writes it once per connection, so it has a cache line of its own.
     pub next_slot: SlotCounter,
@@ -107,7 +108,7 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
     // had done (its phase, its bytes) is read from it once the workers are dropped.
     let scratches: Vec<Rc<RefCell<Scratch>>> = (0..workers)
         .map(|_| {
-            let s = Scratch::new(&shared.cfg, shared.request.clone());
+            let s = Scratch::new(&shared.cfg, shared.protocol.clone());
             Rc::new(RefCell::new(s))
         })
         .collect();
@@ -159,6 +160,10 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
         recorder.attempted += 1;
         recorder.bytes_sent += s.sent;
         recorder.bytes_received += s.received;
+        if phase != crate::failure::Phase::Connect {
+            // Dropped with its socket: a close() that sent our FIN.
+            recorder.closes.count(crate::stats::Close::ClientFirst);
+        }
         let ns = start.elapsed().as_nanos() as u64;
         recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
     }
@@ -259,6 +264,9 @@ fn record(
     r.bytes_sent += scratch.sent;
     r.bytes_received += scratch.received;
     r.farewell_bytes += scratch.farewell;
+    if let Some(close) = scratch.close {
+        r.closes.count(close);
+    }
     match outcome {
         Ok(c) => {
             r.succeeded += 1;

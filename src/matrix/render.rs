@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Matrix;
+use super::{Matrix, Served};
 use crate::report::figures;
 use crate::report::table::{Table, number};
 
@@ -61,12 +61,65 @@ pub fn table(m: &Matrix) -> Table {
     t
 }
 
-/// The scenarios' flags, one line each.
-fn legend(m: &Matrix) -> Vec<String> {
-    m.scenarios
+/// One scenario as the legend shows it: its flags, its server's lines, a failed server's
+/// output tail.
+struct Entry {
+    line: String,
+    server: Vec<String>,
+    tail: Vec<String>,
+}
+
+/// The scenarios' flags, one entry each, the ones whose server did not start last.
+fn legend(m: &Matrix) -> Vec<Entry> {
+    let ran = m
+        .scenarios
         .iter()
-        .map(|s| format!("{}: tcpbench run {}", s.name, s.args.join(" ")))
-        .collect()
+        .map(|s| entry(&s.name, &s.args, s.server.as_ref(), None));
+    let failed = m
+        .failed
+        .iter()
+        .map(|f| entry(&f.name, &f.args, Some(&f.server), Some(&f.error)));
+    ran.chain(failed).collect()
+}
+
+fn entry(name: &str, args: &[String], server: Option<&Served>, error: Option<&str>) -> Entry {
+    let line = match error {
+        None => format!("{name}: tcpbench run {}", args.join(" ")),
+        Some(_) => format!(
+            "{name}: FAILED, did not run: tcpbench run {}",
+            args.join(" ")
+        ),
+    };
+    let mut lines = Vec::new();
+    let mut tail = Vec::new();
+    if let Some(s) = server {
+        let command = crate::launch::shell_line(&s.command);
+        match s.runs.as_slice() {
+            [one] => lines.push(format!("server: {command}: {}", one.exit)),
+            runs => {
+                lines.push(format!("server: {command}"));
+                for (i, r) in runs.iter().enumerate() {
+                    lines.push(format!("run {}: {}", i + 1, r.exit));
+                }
+            }
+        }
+        if let Some(bad) = s.runs.iter().find(|r| r.failed) {
+            if let Some(dir) = &bad.dir {
+                lines.push(format!("its folder is kept: {dir}"));
+            }
+            tail = bad.tail.clone();
+        }
+        if s.runs.is_empty()
+            && let Some(e) = error
+        {
+            lines.push(e.to_string());
+        }
+    }
+    Entry {
+        line,
+        server: lines,
+        tail,
+    }
 }
 
 /// Every scenario's warnings (preflight's among them), each once, with the scenarios that
@@ -86,8 +139,14 @@ fn warnings(m: &Matrix) -> Vec<(Vec<&str>, &str)> {
 
 pub fn render_text(m: &Matrix) -> String {
     let mut out = format!("tcpbench matrix {}\n", m.file);
-    for l in legend(m) {
-        out.push_str(&format!("  {l}\n"));
+    for e in legend(m) {
+        out.push_str(&format!("  {}\n", e.line));
+        for l in &e.server {
+            out.push_str(&format!("    {l}\n"));
+        }
+        for l in &e.tail {
+            out.push_str(&format!("      | {l}\n"));
+        }
     }
     out.push('\n');
     out.push_str(&table(m).to_text());
@@ -99,8 +158,14 @@ pub fn render_text(m: &Matrix) -> String {
 
 pub fn render_markdown(m: &Matrix) -> String {
     let mut out = format!("### tcpbench matrix `{}`\n\n", m.file);
-    for l in legend(m) {
-        out.push_str(&format!("- `{l}`\n"));
+    for e in legend(m) {
+        out.push_str(&format!("- `{}`\n", e.line));
+        for l in &e.server {
+            out.push_str(&format!("  - `{l}`\n"));
+        }
+        if !e.tail.is_empty() {
+            out.push_str(&format!("\n  ```\n  {}\n  ```\n", e.tail.join("\n  ")));
+        }
     }
     out.push('\n');
     out.push_str(&table(m).to_markdown());
@@ -121,8 +186,19 @@ pub fn render_json(m: &Matrix) -> String {
 pub fn render_html_table(m: &Matrix) -> String {
     use crate::report::table::escape;
     let mut out = String::from("<ul>\n");
-    for l in legend(m) {
-        out.push_str(&format!("<li><code>{}</code></li>\n", escape(&l)));
+    for e in legend(m) {
+        out.push_str(&format!("<li><code>{}</code>", escape(&e.line)));
+        if !e.server.is_empty() {
+            out.push_str("<ul>");
+            for l in &e.server {
+                out.push_str(&format!("<li><code>{}</code></li>", escape(l)));
+            }
+            out.push_str("</ul>");
+        }
+        if !e.tail.is_empty() {
+            out.push_str(&format!("<pre>{}</pre>", escape(&e.tail.join("\n"))));
+        }
+        out.push_str("</li>\n");
     }
     out.push_str("</ul>\n");
     out.push_str(&table(m).to_html());
@@ -144,12 +220,35 @@ pub fn render_html_table(m: &Matrix) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::{Outcome, SCHEMA};
+    use crate::launch::ServerRun;
+    use crate::matrix::{Failed, Outcome, SCHEMA};
 
-    #[test]
-    fn the_table_has_a_column_per_scenario() {
+    fn server_run(exit: &str, failed: bool) -> ServerRun {
+        ServerRun {
+            command: vec!["nginx".into(), "-p".into(), "/tmp/x".into()],
+            pid: 4321,
+            addr: "127.0.0.1:40001".parse().unwrap(),
+            exit: exit.into(),
+            code: Some(if failed { 1 } else { 0 }),
+            signal: None,
+            failed,
+            tail: if failed {
+                vec!["nginx: [emerg] unknown directive \"lisen\"".into()]
+            } else {
+                vec![]
+            },
+            dir: failed.then(|| "/tmp/tcpbench-server-1-0".into()),
+        }
+    }
+
+    fn matrix() -> Matrix {
         let r = crate::report::fixture::report();
-        let m = Matrix {
+        let served = |exit: &str, failed: bool| Served {
+            command: vec!["nginx".into(), "-p".into(), "{dir}".into()],
+            ready: "127.0.0.1:{port}".into(),
+            runs: vec![server_run(exit, failed)],
+        };
+        Matrix {
             schema: SCHEMA.into(),
             file: "s.toml".into(),
             scenarios: vec![
@@ -157,14 +256,31 @@ mod tests {
                     name: "a".into(),
                     args: vec![],
                     report: r.clone(),
+                    server: None,
                 },
                 Outcome {
                     name: "b".into(),
                     args: vec!["--close".into(), "rst".into()],
                     report: r,
+                    server: Some(served("stopped by SIGTERM (exit 0)", false)),
                 },
             ],
-        };
+            failed: vec![Failed {
+                name: "c".into(),
+                args: vec!["--target".into(), "127.0.0.1:{port}".into()],
+                server: served(
+                    "exited (exit 1) before it listened on 127.0.0.1:40001",
+                    true,
+                ),
+                error: "server `nginx -p /tmp/x` exited (exit 1) before it listened".into(),
+            }],
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_column_per_scenario_that_ran() {
+        let m = matrix();
         let t = table(&m);
         assert_eq!(t.headers, ["figure", "a", "b"]);
         assert_eq!(t.rows[0][0], "rate (conn/s)");
@@ -186,6 +302,7 @@ mod tests {
             name: name.into(),
             args: vec![],
             report,
+            server: None,
         };
         let m = Matrix {
             schema: SCHEMA.into(),
@@ -195,6 +312,8 @@ mod tests {
                 outcome("b", with(&["preflight: <few> ports", "only b's"])),
                 outcome("c", with(&[])),
             ],
+            failed: vec![],
+            interrupted: false,
         };
         let text = render_text(&m);
         assert!(
@@ -213,6 +332,49 @@ mod tests {
             html.contains("<li>warning (a, b): preflight: &lt;few&gt; ports</li>")
                 && html.contains("<li>warning (b): only b&#39;s</li>"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn every_format_shows_the_server_its_exit_and_a_failed_ones_tail() {
+        let m = matrix();
+        let json = render_json(&m);
+        let html = render_html_table(&m);
+        for out in [
+            render_text(&m),
+            render_markdown(&m),
+            json.clone(),
+            html.clone(),
+        ] {
+            assert!(out.contains("stopped by SIGTERM (exit 0)"), "{out}");
+            assert!(out.contains("exited (exit 1) before it listened"), "{out}");
+            assert!(out.contains("unknown directive"), "{out}");
+        }
+        let text = render_text(&m);
+        assert!(
+            text.contains("    server: nginx -p {dir}: stopped by SIGTERM"),
+            "{text}"
+        );
+        assert!(text.contains("c: FAILED, did not run"), "{text}");
+        assert!(
+            text.contains("its folder is kept: /tmp/tcpbench-server-1-0"),
+            "{text}"
+        );
+        assert!(
+            html.contains("<pre>nginx: [emerg] unknown directive &quot;lisen&quot;</pre>"),
+            "{html}"
+        );
+        let back: Matrix = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.failed[0].server.runs[0].code, Some(1));
+        assert_eq!(back.scenarios[1].server.as_ref().unwrap().runs[0].pid, 4321);
+        assert_eq!(m.exit_code(), 1);
+        let ok = Matrix {
+            failed: vec![],
+            ..matrix()
+        };
+        assert_eq!(
+            ok.exit_code(),
+            u8::from(ok.scenarios[0].report.totals.failed > 0)
         );
     }
 }

@@ -8,8 +8,10 @@ use clap::CommandFactory;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::server;
 use crate::cli::Cli;
 use crate::config::{RunConfig, UsageError};
+use crate::launch::ServerSpec;
 
 /// Keys a scenario may not set: they belong to the matrix command or its outputs.
 const MATRIX_KEYS: [&str; 8] = [
@@ -45,9 +47,12 @@ struct File {
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub name: String,
-    /// The `tcpbench run` flags it stands for, as a user would type them.
+    /// The `tcpbench run` flags it stands for, as a user would type them (a server's
+    /// `--target` with its `{port}` placeholder).
     pub args: Vec<String>,
     pub config: RunConfig,
+    /// The real server it starts and loads (`server.*` keys), instead of the embedded one.
+    pub server: Option<ServerSpec>,
 }
 
 /// Options the matrix command adds to every scenario.
@@ -82,9 +87,11 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
         )));
     }
     let flags = run_flags();
+    // `{fill:PATH}` templates are found beside the scenario file.
+    let base = Path::new(origin).parent().unwrap_or(Path::new(""));
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    for s in &file.scenario {
+    for (index, s) in file.scenario.iter().enumerate() {
         let at = |offset: usize| format!("{origin}:{}", line(offset));
         let keys = s.get_ref();
         let name = keys
@@ -123,6 +130,27 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
             merged.insert(k.get_ref().as_str(), v);
         }
         merged.remove("name");
+        let server = merged.remove("server").map(|_| {
+            let (d, own) = (server_table(&file.defaults), server_table(keys));
+            server::spec(d.map(|v| v.get_ref()), own.map(|v| v.get_ref()), base).map_err(
+                |(key, why)| {
+                    // Placed at the key in the scenario, else in [defaults].
+                    let place = server::offset(text, Some(index), &key)
+                        .filter(|_| own.is_some())
+                        .or_else(|| server::offset(text, None, &key))
+                        .unwrap_or(s.span().start);
+                    UsageError(format!(
+                        "{} (scenario \"{name}\"): key `{key}`: {why}",
+                        at(place)
+                    ))
+                },
+            )
+        });
+        let server = server.transpose()?.flatten();
+        if server.is_some() {
+            conflicts_with_server(&merged, common, &name, s.span().start)
+                .map_err(|(offset, why)| UsageError(format!("{}{why}", at(offset))))?;
+        }
         let mut args: Vec<(String, &str, usize)> = Vec::new();
         for (key, value) in &merged {
             let place = at(value.span().start);
@@ -137,28 +165,83 @@ pub fn parse(text: &str, origin: &str, common: &Common) -> Result<Vec<Scenario>,
             argv.push("--isolate".into());
         }
         if let Some(t) = &common.target {
+            crate::cli::resolve::isolated_target(common.isolate, Some(t))?;
             argv.extend(["--target".into(), t.clone()]);
+        }
+        if let Some(spec) = &server {
+            argv.extend(["--target".into(), spec.ready.clone()]);
         }
         if common.allow_remote {
             argv.push("--allow-remote".into());
         }
-        // Place a flag's error at the key that gave the flag.
+        // A server's port is chosen at each start: any port stands in for it here.
+        let stand_in = |a: &str| a.replace("{port}", "1");
+        let parsed: Vec<String> = argv.iter().map(|a| stand_in(a)).collect();
+        // Place a flag's error at the key that gave the flag; the server's `--target` is
+        // its `server.ready`.
         let blame = |msg: &str| {
-            let (key, offset) = args
-                .iter()
-                .find(|(_, k, _)| msg.contains(&format!("--{k}")))
-                .map(|(_, k, o)| (format!(" key `{k}`:"), *o))
-                .unwrap_or((String::new(), s.span().start));
+            let ready = server
+                .as_ref()
+                .filter(|_| msg.contains("--target"))
+                .map(|spec| {
+                    let offset = server::offset(text, Some(index), "server.ready")
+                        .or_else(|| server::offset(text, None, "server.ready"))
+                        .unwrap_or(s.span().start);
+                    let msg = msg.replace(&stand_in(&spec.ready), &spec.ready);
+                    (" key `server.ready`:".to_string(), offset, msg)
+                });
+            let (key, offset, msg) = ready.unwrap_or_else(|| {
+                args.iter()
+                    .find(|(_, k, _)| msg.contains(&format!("--{k}")))
+                    .map(|(_, k, o)| (format!(" key `{k}`:"), *o, msg.to_string()))
+                    .unwrap_or((String::new(), s.span().start, msg.to_string()))
+            });
             UsageError(format!("{} (scenario \"{name}\"):{key} {msg}", at(offset)))
         };
-        let config = run_config(&argv).map_err(|e| blame(&e.0))?;
+        let config = crate::cli::resolve::from_flags(&parsed).map_err(|e| blame(&e.0))?;
         out.push(Scenario {
             name,
             args: argv,
             config,
+            server,
         });
     }
     Ok(out)
+}
+
+/// The value of a `server` key among `keys`.
+fn server_table(keys: &Keys) -> Option<&Spanned<toml::Value>> {
+    keys.iter()
+        .find(|(k, _)| k.get_ref() == "server")
+        .map(|(_, v)| v)
+}
+
+/// What a scenario that starts its own server may not also set: another target, or the
+/// embedded server's options. The error's offset and text (after the file name).
+fn conflicts_with_server(
+    merged: &BTreeMap<&str, &Spanned<toml::Value>>,
+    common: &Common,
+    name: &str,
+    start: usize,
+) -> Result<(), (usize, String)> {
+    let own = "starts its own server (server.command) and loads it";
+    if let Some(v) = merged.get("target") {
+        let why = format!(" (scenario \"{name}\"): key `target`: this scenario {own}; drop target");
+        return Err((v.span().start, why));
+    }
+    if let Some((k, v)) = merged.iter().find(|(k, _)| k.starts_with("server-")) {
+        let why = format!(
+            " (scenario \"{name}\"): key `{k}`: configures the embedded server, and this scenario {own}; drop {k}"
+        );
+        return Err((v.span().start, why));
+    }
+    if common.target.is_some() {
+        let why = format!(
+            " (scenario \"{name}\"): --target: this scenario {own}; drop --target or its server keys"
+        );
+        return Err((start, why));
+    }
+    Ok(())
 }
 
 /// What a flag of `tcpbench run` takes.
@@ -249,21 +332,6 @@ fn to_flags(
         // `--key=value`: a value that starts with '-' stays a value.
         v => Ok(vec![format!("{flag}={}", scalar(v)?)]),
     }
-}
-
-/// A run configuration from `run` flags written as text (a scenario file is text), parsed and
-/// checked by the same clap and resolve code as the command line.
-fn run_config(flags: &[String]) -> Result<RunConfig, UsageError> {
-    use clap::Parser;
-    let argv = ["tcpbench", "run", "--quiet"]
-        .into_iter()
-        .map(String::from)
-        .chain(flags.iter().cloned());
-    let cli = Cli::try_parse_from(argv).map_err(|e| UsageError(crate::cli::one_line(&e)))?;
-    let Some(crate::cli::Command::Run(run)) = cli.command else {
-        unreachable!("`run` was given")
-    };
-    RunConfig::from_args(&run)
 }
 
 #[cfg(test)]
@@ -378,6 +446,94 @@ bind = ["127.0.0.2", "127.0.0.3"]
         };
         assert!(!server.reuseport, "{:?}", s[0].args);
         assert!(s[0].config.start_at.is_some());
+    }
+
+    #[test]
+    fn a_server_scenario_loads_its_server_and_errors_name_the_server_keys() {
+        let s = scenarios(
+            r#"
+[defaults]
+requests = 0
+server.command = ["sleep", "30"]
+server.stop = "SIGINT"
+
+[[scenario]]
+name = "own ready"
+[scenario.server]
+ready = "127.0.0.1:18080"
+ready-timeout = "2s"
+
+[[scenario]]
+name = "embedded"
+server = {}
+"#,
+        );
+        // `server = {}` keeps the defaults' server: both scenarios start one.
+        let s = s.unwrap();
+        let spec = s[0].server.as_ref().unwrap();
+        assert_eq!(spec.command, ["sleep", "30"]);
+        assert_eq!(spec.ready, "127.0.0.1:18080");
+        assert_eq!(spec.stop, crate::launch::Signal::Int);
+        assert_eq!(spec.ready_timeout, std::time::Duration::from_secs(2));
+        assert!(
+            s[0].args
+                .ends_with(&["--target".into(), "127.0.0.1:18080".into()])
+        );
+        assert_eq!(s[1].server.as_ref().unwrap().ready, "127.0.0.1:{port}");
+        assert!(
+            s[1].args.contains(&"127.0.0.1:{port}".to_string()),
+            "{:?}",
+            s[1].args
+        );
+        assert!(matches!(
+            s[1].config.target,
+            crate::config::Target::External(_)
+        ));
+        for (text, says) in [
+            (
+                "[[scenario]]\nname = \"a\"\nserver.command = [\"x\"]\nserver.stop = \"SIGSTOP\"\n",
+                "s.toml:4 (scenario \"a\"): key `server.stop`: 'SIGSTOP' is not a stop signal",
+            ),
+            (
+                "[defaults]\nserver.ready = \"x:1\"\n\n[[scenario]]\nname = \"a\"\n",
+                "s.toml:2 (scenario \"a\"): key `server`: server.command is missing",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\ntarget = \"127.0.0.1:9\"\nserver.command = [\"x\"]\n",
+                "s.toml:3 (scenario \"a\"): key `target`: this scenario starts its own server",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\nserver.command = [\"x\"]\nserver-backlog = 5\n",
+                "s.toml:4 (scenario \"a\"): key `server-backlog`: configures the embedded server",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\n[scenario.server]\ncommand = [\"x\"]\nreddy = 1\n",
+                "s.toml:5 (scenario \"a\"): key `server.reddy`: not a server key",
+            ),
+            (
+                "[[scenario]]\nname = \"a\"\nserver.command = [\"x\"]\nserver.ready = \"10.1.2.3:{port}\"\n",
+                "s.toml:4 (scenario \"a\"): key `server.ready`: --target 10.1.2.3:{port} is not on this host",
+            ),
+        ] {
+            let e = scenarios(text).unwrap_err();
+            assert!(e.contains(says), "{text:?}\n  got: {e}\n  want: {says}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let common = Common {
+            target: Some("127.0.0.1:9".into()),
+            ..Common::default()
+        };
+        let e = parse(
+            "[[scenario]]\nname = \"a\"\nserver.command = [\"x\"]\n",
+            "s.toml",
+            &common,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("--target: this scenario starts its own server"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

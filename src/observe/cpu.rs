@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The report's `cpu` section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CpuCost {
     /// tcpbench's user CPU time (all its threads: client, embedded server, sampler).
     pub user_s: f64,

@@ -20,7 +20,7 @@ pub enum Dest {
     /// A path naming another of our open descriptors (`/dev/fd/63` from `>(…)`): written
     /// through a copy of it, so its offset is shared with whoever opened it.
     Fd(RawFd),
-    /// Not a regular file (FIFO, character device such as /dev/null or /dev/full, socket):
+    /// Not a regular file (FIFO, character device such as /dev/null or /dev/full):
     /// opened write-only, never created or truncated, and written straight.
     Straight(PathBuf),
     /// A regular file or a missing path (symlinks already followed to their target): written
@@ -68,6 +68,19 @@ pub fn resolve(flag: &str, path: &Path, shape: Shape) -> Result<Dest, String> {
             )),
         };
     }
+    let stripped = trim_slashes(path);
+    if shape == Shape::File && stripped.as_os_str().len() < path.as_os_str().len() {
+        return match fs::metadata(stripped) {
+            Ok(m) if m.is_dir() => Err(format!(
+                "{flag} {shown}: is a folder; give a file path in it, e.g. {}",
+                stripped.join(example_name(flag)).display()
+            )),
+            _ => Err(format!(
+                "{flag} {shown}: a path ending in / names a folder; give a file path (drop the /)"
+            )),
+        };
+    }
+    let path = stripped;
     let target = follow_links(path).map_err(|e| format!("{flag} {shown}: {e}"))?;
     let meta = match fs::metadata(&target) {
         Ok(m) => Some(m),
@@ -99,6 +112,9 @@ pub fn resolve(flag: &str, path: &Path, shape: Shape) -> Result<Dest, String> {
         (Some(_), Shape::Folder) => Err(format!(
             "{flag} {shown}{via}: is not a folder; give a folder (created if missing)"
         )),
+        (Some(m), Shape::File) if m.file_type().is_socket() => Err(format!(
+            "{flag} {shown}{via}: is a Unix socket, which cannot be opened as a file; give a file path"
+        )),
         (Some(m), Shape::File) => {
             writable(&target)
                 .map_err(|e| format!("{flag} {shown}{via}: cannot be written ({e})"))?;
@@ -107,12 +123,78 @@ pub fn resolve(flag: &str, path: &Path, shape: Shape) -> Result<Dest, String> {
                 Ok(Dest::Replace(target))
             } else {
                 let t = m.file_type();
-                debug_assert!(
-                    t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket()
-                );
+                debug_assert!(t.is_fifo() || t.is_char_device() || t.is_block_device());
                 Ok(Dest::Straight(target))
             }
         }
+    }
+}
+
+/// `path` without trailing slashes (`/` itself stays): `--hgrm hh/` is the folder `hh`.
+fn trim_slashes(path: &Path) -> &Path {
+    let b = path.as_os_str().as_bytes();
+    let mut end = b.len();
+    while end > 1 && b[end - 1] == b'/' {
+        end -= 1;
+    }
+    Path::new(std::ffi::OsStr::from_bytes(&b[..end]))
+}
+
+/// What a file is, to tell two spellings of one file apart from two files: the same
+/// (device, inode) for files that exist, the same canonical folder and name for missing ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    Stdout,
+    Inode { dev: u64, ino: u64 },
+    Name(PathBuf),
+}
+
+impl Identity {
+    /// The identity of the file at `path` (symlinks followed), existing or not.
+    pub fn of_path(path: &Path) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(path) {
+            Ok(m) => Identity::Inode {
+                dev: m.dev(),
+                ino: m.ino(),
+            },
+            Err(_) => Identity::Name(canonical_name(path, MAX_LINKS)),
+        }
+    }
+
+    /// The identity of what `dest` writes, with `names` the files a folder gets.
+    pub fn of_dest(dest: &Dest, names: &[String]) -> Vec<Identity> {
+        match dest {
+            Dest::Stdout => vec![Identity::Stdout],
+            Dest::Fd(fd) => {
+                // SAFETY: fstat only fills `st` from our descriptor `fd`.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                if unsafe { libc::fstat(*fd, &mut st) } == 0 {
+                    vec![Identity::Inode {
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+            Dest::Straight(p) | Dest::Replace(p) => vec![Identity::of_path(p)],
+            Dest::Folder(d) => std::iter::once(Identity::of_path(d))
+                .chain(names.iter().map(|n| Identity::of_path(&d.join(n))))
+                .collect(),
+        }
+    }
+}
+
+/// A missing path's canonical form: its nearest existing folder canonicalized, then the
+/// rest of its names.
+fn canonical_name(path: &Path, depth: usize) -> PathBuf {
+    if let Ok(c) = fs::canonicalize(path) {
+        return c;
+    }
+    match path.file_name() {
+        Some(name) if depth > 0 => canonical_name(folder_of(path), depth - 1).join(name),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -45,8 +45,12 @@ impl Export for RunOutcome<'_> {
         let r = self.report;
         match format {
             Format::Text => text(match self.traced {
-                Some(t) => format!("{}\n{}\n", report::text::render(r), trace::render_text(t)),
-                None => report::text::render(r),
+                Some(t) => format!(
+                    "{}\n{}\n",
+                    report::text::render_for(r, super::terminal_columns()),
+                    trace::render_text(t)
+                ),
+                None => report::text::render_for(r, super::terminal_columns()),
             }),
             Format::Markdown => text(report::markdown::render(r)),
             Format::Json => json(report::json::render(r)),

@@ -6,20 +6,25 @@
 //! The rules, once: `-` is standard output for every output flag (the summary then goes to
 //! standard error); a symlink is written through to its target; anything that is not a
 //! regular file (FIFO, device, `/dev/stdout`, `/dev/fd/N`) is written straight; a regular
-//! file is replaced whole. After the run the files are written first, each on its own (one
-//! that fails does not stop the others), then the summary is printed; a reader that left
-//! standard output (EPIPE) ends the summary, not the run. When a write fails, the JSON is
+//! file is replaced whole. No two outputs, and no output and input, are one file (compared
+//! by [`Identity`]); a FIFO needs its reader before the run. After the run the files are
+//! written first, each on its own (one that fails does not stop the others), then the
+//! summary is printed; a reader that left standard output (EPIPE) ends the summary, not the
+//! run, but fails an output whose body it did not take. When a write fails, the JSON is
 //! kept in a fallback file named on standard error.
 
 pub mod dest;
 pub mod exports;
 pub mod write;
 
+use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::config::UsageError;
-pub use dest::{Dest, Shape};
+pub use dest::{Dest, Identity, Shape};
 pub use exports::{Compared, RunOutcome};
 
 /// The forms a result can take. A new format is one variant here, its renderer's file, and
@@ -52,7 +57,7 @@ pub trait Export {
 }
 
 /// One file (or folder) a flag asked for.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Output {
     /// The flag, as the user typed it (`--json`), to name it in messages.
     flag: &'static str,
@@ -60,13 +65,21 @@ struct Output {
     /// The path as given; resolved again when written, in case it changed during the run.
     path: PathBuf,
     shape: Shape,
+    /// What it writes, resolved when it was added: the file, or a folder and its files.
+    ids: Vec<Identity>,
+    /// A FIFO's write end, opened by the check and held until the output is written, so
+    /// that its reader does not see an end of file during the run.
+    held: Mutex<Option<File>>,
 }
 
 /// What a command writes: the files its flags name, checked when added, and the summary it
 /// prints. Built once, before the run; [`Outputs::write`] writes them all after it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Outputs {
     files: Vec<Output>,
+    /// The files the command reads (`compare`'s reports, `matrix`'s scenarios), which no
+    /// output may be.
+    inputs: Vec<(PathBuf, Identity)>,
     /// What is printed at the end: on standard output, or standard error when a flag took it.
     summary: Format,
 }
@@ -93,13 +106,33 @@ impl Outputs {
     pub fn new(summary: Format) -> Outputs {
         Outputs {
             files: Vec::new(),
+            inputs: Vec::new(),
             summary,
         }
     }
 
+    /// Names a file the command reads: an output that is the same file (however spelled,
+    /// through a link, or a hard link to it) is refused, before or after this call.
+    pub fn input(mut self, path: &Path) -> Result<Outputs, UsageError> {
+        let Ok(meta) = std::fs::metadata(path) else {
+            // A missing input is the reader's error to report.
+            return Ok(self);
+        };
+        if !meta.is_file() {
+            return Ok(self);
+        }
+        let id = Identity::of_path(path);
+        if let Some(o) = self.files.iter().find(|o| o.ids.contains(&id)) {
+            return Err(clobbers(o.flag, &o.path, path));
+        }
+        self.inputs.push((path.to_path_buf(), id));
+        Ok(self)
+    }
+
     /// Adds the file `flag` names (nothing when `path` is `None`), checked now: its folder
-    /// exists and is writable, it is not a folder, an existing file is writable, and at most
-    /// one output is standard output. The error is the one line to show (exit 2).
+    /// exists and is writable, it is not a folder, an existing file is writable, a FIFO has
+    /// a reader, and no other output or input is the same file. The error is the one line to
+    /// show (exit 2).
     pub fn file(
         self,
         flag: &'static str,
@@ -131,26 +164,48 @@ impl Outputs {
             return Ok(self);
         };
         let dest = dest::resolve(flag, path, shape).map_err(UsageError)?;
+        let held = match &dest {
+            Dest::Straight(p) if is_fifo(p) => Some(write::straight(p).map_err(|e| {
+                UsageError(if e.raw_os_error() == Some(libc::ENXIO) {
+                    format!(
+                        "{flag} {}: a FIFO with no reader yet; start the reader first",
+                        path.display()
+                    )
+                } else {
+                    format!("{flag} {}: cannot be opened ({e})", path.display())
+                })
+            })?),
+            _ => None,
+        };
+        // A device (/dev/null) takes any number of outputs; nothing else takes two.
+        let ids = match &dest {
+            Dest::Straight(p) if is_char_device(p) => Vec::new(),
+            d => Identity::of_dest(d, &names_in(format)),
+        };
         for o in &self.files {
-            let other = dest::resolve(o.flag, &o.path, o.shape).ok();
-            let same = match (&dest, &other) {
-                (Dest::Stdout, Some(Dest::Stdout)) => Some("standard output"),
-                (Dest::Replace(a), Some(Dest::Replace(b))) if a == b => Some("the same file"),
-                _ => None,
-            };
-            if let Some(what) = same {
+            if let Some(id) = ids.iter().find(|id| o.ids.contains(id)) {
+                let what = match id {
+                    Identity::Stdout => "standard output".to_string(),
+                    _ => "the same file".to_string(),
+                };
                 return Err(UsageError(format!(
-                    "{flag} {}: {} already writes to {what}; give each output its own path",
+                    "{flag} {}: {} {} already writes to {what}; give each output its own path",
                     path.display(),
-                    o.flag
+                    o.flag,
+                    o.path.display()
                 )));
             }
+        }
+        if let Some((input, _)) = self.inputs.iter().find(|(_, i)| ids.contains(i)) {
+            return Err(clobbers(flag, path, input));
         }
         self.files.push(Output {
             flag,
             format,
             path: path.to_path_buf(),
             shape,
+            ids,
+            held: Mutex::new(held),
         });
         Ok(self)
     }
@@ -172,6 +227,8 @@ impl Outputs {
                 write_body(&d, &body)
                     .map_err(|e| format!("{} {}: cannot write: {e}", o.flag, o.path.display()))
             });
+            // The reader has what it gets: our end of the FIFO closes with the written one.
+            drop(o.held.lock().map(|mut h| h.take()));
             match result {
                 Ok(()) => json_kept |= o.format == Format::Json,
                 Err(line) => {
@@ -197,6 +254,31 @@ impl Outputs {
     }
 }
 
+/// The refusal of an output `flag path` that is the input `input`.
+fn clobbers(flag: &str, path: &Path, input: &Path) -> UsageError {
+    UsageError(format!(
+        "{flag} {}: is the input {} (writing it would destroy it); give the output its own path",
+        path.display(),
+        input.display()
+    ))
+}
+
+/// The files a folder output of `format` holds (none for other formats).
+fn names_in(format: Format) -> Vec<String> {
+    match format {
+        Format::Hgrm => crate::report::hgrm::names(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_fifo(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+fn is_char_device(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+}
+
 /// Writes one rendered result where it goes: a folder takes files, anything else a document.
 fn write_body(dest: &Dest, body: &Body) -> std::io::Result<()> {
     match (dest, body) {
@@ -205,6 +287,20 @@ fn write_body(dest: &Dest, body: &Body) -> std::io::Result<()> {
             "this format and this kind of path do not fit",
         )),
         (d, Body::Text(text)) => write::write(d, text.as_bytes()),
+    }
+}
+
+/// The width of the terminal standard output is, or `None` when it is not one (a file, a
+/// pipe): the text summary fits a narrow terminal and keeps its wide layout elsewhere.
+pub fn terminal_columns() -> Option<usize> {
+    // SAFETY: isatty and TIOCGWINSZ on fd 1 only read; `ws` is a whole winsize.
+    unsafe {
+        if libc::isatty(1) != 1 {
+            return None;
+        }
+        let mut ws: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
+            .then_some(usize::from(ws.ws_col))
     }
 }
 

@@ -8,18 +8,26 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::dest::{Dest, folder_of};
 
-/// Writes `bytes` to `dest`. A reader that went away from standard output (EPIPE) is not an
-/// error: it took what it wanted.
+/// Writes the output `bytes` to `dest`. A reader that went away (EPIPE) before the whole
+/// output was written is a failed write: the output is lost, unlike the summary's tail.
 pub fn write(dest: &Dest, bytes: &[u8]) -> io::Result<()> {
     match dest {
-        Dest::Stdout => stdout(bytes),
+        Dest::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
         Dest::Fd(fd) => descriptor(*fd, bytes),
-        Dest::Straight(path) => OpenOptions::new().write(true).open(path)?.write_all(bytes),
+        Dest::Straight(path) => straight(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENXIO) => io::Error::new(e.kind(), "the FIFO has no reader (any more)"),
+                _ => e,
+            })?
+            .write_all(bytes),
         Dest::Replace(path) => replace(path, bytes),
         Dest::Folder(_) => Err(io::Error::other("a folder takes named files")),
     }
@@ -39,7 +47,28 @@ pub fn write_files(dir: &Path, files: &[(String, String)]) -> io::Result<()> {
     Ok(())
 }
 
-/// Our standard output, locked; EPIPE ends the write quietly.
+/// Opens a FIFO or a device to write into it, never blocking in open(): a FIFO with no
+/// reader fails at once (ENXIO) instead of waiting for one forever. O_NONBLOCK is cleared
+/// once it is open, so the write itself waits for a slow reader as any pipe writer does.
+pub fn straight(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = f.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on our own open descriptor only change its status flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(f)
+}
+
+/// The summary on our standard output, locked; EPIPE ends it quietly (the reader took
+/// what it wanted).
 pub fn stdout(bytes: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
@@ -57,32 +86,33 @@ fn descriptor(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
     }
     // SAFETY: `copy` is a fresh descriptor owned by nobody else.
     let mut f = unsafe { File::from_raw_fd(copy) };
-    match f.write_all(bytes) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        r => r,
-    }
+    f.write_all(bytes)
 }
 
 /// Replaces the regular file (or missing path) `path` with `bytes`: a reader sees the old
-/// file or the whole new one. The old file's permission bits are kept.
+/// file or the whole new one. The old file's permission bits and owner are kept (the owner
+/// where we may set it: as root, or a group we are in).
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = folder_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("the path names no file"))?;
     remove_stale(dir, name);
-    let mode = fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o7777);
+    let old = fs::metadata(path).ok();
+    let keep = old.map(|m| Keep {
+        mode: m.permissions().mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    });
     match unnamed(dir) {
         Ok(mut f) => {
-            fill(&mut f, bytes, mode)?;
+            fill(&mut f, bytes, keep)?;
             if link(&f, dir, name, path).is_err() {
                 // linkat refused (no /proc): the named temp file writes it instead.
-                named(dir, name, path, bytes, mode)?;
+                named(dir, name, path, bytes, keep)?;
             }
         }
-        Err(e) if tmpfile_unsupported(&e) => named(dir, name, path, bytes, mode)?,
+        Err(e) if tmpfile_unsupported(&e) => named(dir, name, path, bytes, keep)?,
         Err(e) => return Err(e),
     }
     File::open(dir)?.sync_all()
@@ -93,10 +123,28 @@ fn temp_name(name: &OsStr, pid: u32) -> String {
     format!(".{}.tmp.{pid}", name.to_string_lossy())
 }
 
-fn fill(f: &mut File, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+/// What the replaced file keeps of the old one.
+#[derive(Copy, Clone, Debug)]
+struct Keep {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Writes the temp file and gives it the old file's owner, then its mode (chown clears the
+/// set-id bits, so the mode comes second). An owner we may not give (EPERM: not root) stays
+/// ours, as it would with any editor.
+fn fill(f: &mut File, bytes: &[u8], keep: Option<Keep>) -> io::Result<()> {
     f.write_all(bytes)?;
-    if let Some(m) = mode {
-        f.set_permissions(fs::Permissions::from_mode(m))?;
+    if let Some(k) = keep {
+        let m = f.metadata()?;
+        if (m.uid(), m.gid()) != (k.uid, k.gid) {
+            match std::os::unix::fs::fchown(&*f, Some(k.uid), Some(k.gid)) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                r => r?,
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(k.mode))?;
     }
     f.sync_all()
 }
@@ -172,12 +220,18 @@ fn link(f: &File, dir: &Path, name: &OsStr, path: &Path) -> io::Result<()> {
 }
 
 /// The fallback: a named temp file, synced, renamed over `path`; removed on failure.
-fn named(dir: &Path, name: &OsStr, path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+fn named(
+    dir: &Path,
+    name: &OsStr,
+    path: &Path,
+    bytes: &[u8],
+    keep: Option<Keep>,
+) -> io::Result<()> {
     let tmp = dir.join(temp_name(name, std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        fill(&mut f, bytes, mode)?;
+        fill(&mut f, bytes, keep)?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -42,6 +42,7 @@ impl Report {
                 phase: f.phase,
                 kind: f.kind,
                 errno: f.errno_name(),
+                status: f.status,
                 count,
             })
             .collect();
@@ -61,6 +62,7 @@ impl Report {
                 bytes_received: r.bytes_received,
                 farewell_bytes: r.farewell_bytes,
                 syn_retransmitted: r.syn_retransmitted,
+                closes: r.closes,
             },
             rate_cps: if m.duration_s > 0.0 {
                 r.succeeded as f64 / m.duration_s
@@ -147,6 +149,19 @@ impl Report {
                 "{} connections started late because all {} workers were busy at their scheduled start: the open loop queued, and the figures from the scheduled start include that wait; raise --concurrency, or lower --rate below what the target sustains",
                 s.queued,
                 self.config.load.concurrency()
+            ));
+        }
+        // A --target where every connect was refused: nothing listens there.
+        let refused: u64 = self
+            .errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Refused && e.phase == Phase::Connect)
+            .map(|e| e.count)
+            .sum();
+        if refused > 0 && self.totals.succeeded == 0 && self.server.is_none() {
+            let t = self.target_addr;
+            w.push(format!(
+                "nothing listens on {t}: start one with `tcpbench serve -l {t}`, or leave out --target for the embedded server"
             ));
         }
         let connect = &self.latency.connect;

@@ -125,7 +125,7 @@ pub fn known(name: &str) -> bool {
 }
 
 /// The figures of `--repeat N` runs: each run's, and per figure their median and range.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Repeats {
     pub runs: Vec<BTreeMap<String, f64>>,
     pub median: BTreeMap<String, f64>,

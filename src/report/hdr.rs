@@ -45,6 +45,21 @@ impl<'de> Deserialize<'de> for Hdr {
     }
 }
 
+/// In a JSON Schema: a string, the base64 of the compressed V2 encoding.
+impl schemars::JsonSchema for Hdr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Hdr".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "An HdrHistogram of nanoseconds in the compressed V2 encoding, base64."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

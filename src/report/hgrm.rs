@@ -62,11 +62,17 @@ pub fn render(h: &Histogram<u64>) -> String {
 pub fn files(report: &Report) -> Vec<(String, String)> {
     Metric::ALL
         .iter()
-        .map(|m| {
-            let text = render(&report.latency.get(*m).hdr.0);
-            (format!("{}.hgrm", m.name()), text)
-        })
+        .map(|m| (file_name(*m), render(&report.latency.get(*m).hdr.0)))
         .collect()
+}
+
+/// The names of the files [`files`] makes, in its order: what `--hgrm DIR` writes in DIR.
+pub fn names() -> Vec<String> {
+    Metric::ALL.iter().map(|m| file_name(*m)).collect()
+}
+
+fn file_name(m: Metric) -> String {
+    format!("{}.hgrm", m.name())
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub fn render(r: &Report) -> String {
             continue;
         }
         lat.row(
-            [m.name().to_string(), s.count.to_string()]
+            [r.label(m).to_string(), s.count.to_string()]
                 .into_iter()
                 .chain(
                     [
@@ -65,13 +65,16 @@ pub fn render(r: &Report) -> String {
         for x in &r.errors {
             e.row([
                 x.count.to_string(),
-                x.kind.to_string(),
-                x.phase.to_string(),
+                x.kind_label(),
+                r.phase_label(x.phase),
                 x.errno.clone().unwrap_or_default(),
             ]);
         }
         out.push_str(&e.to_markdown());
         out.push('\n');
+    }
+    if let Some(line) = super::text::closes_line(r) {
+        let _ = writeln!(out, "{line}\n");
     }
     let tw = &r.time_wait;
     let _ = writeln!(

@@ -9,6 +9,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod merge;
+pub mod schema;
 pub mod table;
 pub mod text;
 
@@ -24,20 +25,22 @@ use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
-use crate::stats::Metric;
 use crate::stats::Tick;
+use crate::stats::{Closes, Metric};
 pub use build::Measured;
 pub use hdr::Hdr;
 
 /// The schema name written into every report; bump on incompatible changes.
 pub const SCHEMA: &str = "tcpbench.report.v1";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: String,
     /// tcpbench's version.
     pub version: String,
     /// When the measured part began, RFC 3339 (UTC).
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// Length of the measured part, in seconds.
     pub duration_s: f64,
@@ -97,11 +100,12 @@ pub struct Report {
 }
 
 /// One agent's run in a merged report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentRun {
     /// `--agent-id`, or the hostname.
     pub id: String,
     pub index: Option<u32>,
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     pub duration_s: f64,
     pub rate_cps: f64,
@@ -110,7 +114,7 @@ pub struct AgentRun {
     pub environment: Environment,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Totals {
     pub attempted: u64,
     pub succeeded: u64,
@@ -125,19 +129,39 @@ pub struct Totals {
     /// `tcpi_total_retrans` after the handshake): each paid a retransmission timeout.
     #[serde(default)]
     pub syn_retransmitted: u64,
+    /// How the established connections ended, observed by the client's syscalls (not the
+    /// configured close): who sent the first FIN, or an RST. Failed connections included.
+    #[serde(default)]
+    pub closes: Closes,
 }
 
 /// Failures of one phase and kind.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorCount {
     pub phase: Phase,
     pub kind: ErrorKind,
     /// The errno's symbolic name, when the kernel gave one.
     pub errno: Option<String>,
+    /// The HTTP status of an `http_status` failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     pub count: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+impl ErrorCount {
+    /// The kind, with its HTTP status when it has one: `http_status 404`.
+    pub fn kind_label(&self) -> String {
+        match self.status {
+            Some(status) => format!("{} {status}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
+}
+
+/// The phases' distributions. `echo` is the exchange phase of every protocol: one
+/// request's round trip (schema v1 keeps the name; text and Markdown say `exchange` when the
+/// protocol is not echo).
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latency {
     pub connect: PhaseStats,
     /// The kernel's RTT sample of each handshake (TCP_INFO `tcpi_rtt`, µs resolution): the
@@ -171,7 +195,7 @@ impl Latency {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduledLatency {
     pub connect: PhaseStats,
     pub total: PhaseStats,
@@ -182,7 +206,7 @@ pub struct ScheduledLatency {
 }
 
 /// One phase's distribution: percentiles for people, `hdr` for tools.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseStats {
     pub count: u64,
     pub min_us: f64,
@@ -277,6 +301,23 @@ impl Report {
             .filter(|(_, v)| **v != 0)
             .map(|(k, v)| format!("{k} {v:+}"))
             .collect()
+    }
+
+    /// What the text and Markdown call metric `m`: the echo phase is the exchange of every
+    /// other protocol (its key stays `echo`).
+    pub fn label(&self, m: Metric) -> &'static str {
+        match m {
+            Metric::Echo if !self.config.protocol.is_echo() => "exchange",
+            m => m.name(),
+        }
+    }
+
+    /// What the text and Markdown call phase `p` (see [`Report::label`]).
+    pub fn phase_label(&self, p: Phase) -> String {
+        match p {
+            Phase::Echo => self.label(Metric::Echo).to_string(),
+            p => p.to_string(),
+        }
     }
 
     /// 0 when every connection succeeded, 1 when any failed.

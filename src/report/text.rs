@@ -6,7 +6,18 @@ use super::{PhaseStats, Report};
 use crate::config::{LoadModel, Target};
 use crate::stats::Metric;
 
+/// Terminals narrower than this get the narrow latency table.
+pub const WIDE_COLUMNS: usize = 100;
+
+/// The summary in its wide layout (files, pipes, wide terminals).
 pub fn render(r: &Report) -> String {
+    render_for(r, None)
+}
+
+/// The summary for a terminal `columns` wide (`None`: not a terminal): under
+/// [`WIDE_COLUMNS`] the latency tables drop min and mean and narrow their columns.
+pub fn render_for(r: &Report, columns: Option<usize>) -> String {
+    let narrow = columns.is_some_and(|c| c < WIDE_COLUMNS);
     let mut out = String::new();
     let _ = writeln!(out, "{}", config_line(r));
     let t = &r.totals;
@@ -60,9 +71,9 @@ pub fn render(r: &Report) -> String {
         .filter(|&&m| {
             !matches!(m, Metric::Failed | Metric::HandshakeRtt) || r.latency.get(m).count > 0
         })
-        .map(|&m| (m.name(), r.latency.get(m)))
+        .map(|&m| (r.label(m), r.latency.get(m)))
         .collect();
-    table(&mut out, "latency (µs)", &rows);
+    table(&mut out, "latency (µs)", &rows, narrow);
     if let Some(note) = handshake_note(r) {
         let _ = writeln!(out, "{note}");
     }
@@ -72,7 +83,7 @@ pub fn render(r: &Report) -> String {
         if let Some(lag) = &r.latency.start_lag {
             rows.insert(0, ("start_lag", lag));
         }
-        table(&mut out, "from scheduled start (µs)", &rows);
+        table(&mut out, "from scheduled start (µs)", &rows, narrow);
         let _ = writeln!(out, "{}", queueing_note(r, s.queued));
     }
     out.push('\n');
@@ -90,11 +101,14 @@ pub fn render(r: &Report) -> String {
                 out,
                 "  {:>8}  {:<22} at {}{}",
                 e.count,
-                e.kind.as_str(),
-                e.phase,
+                e.kind_label(),
+                r.phase_label(e.phase),
                 errno
             );
         }
+    }
+    if let Some(line) = closes_line(r) {
+        let _ = writeln!(out, "{line}");
     }
     let moved = r.moved_counters();
     if !moved.is_empty() {
@@ -120,7 +134,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1}% of a core)",
+        "TIME_WAIT: client peak {} (end {}), {server_tw}{drained}; {} samples via {} (exact every {:.0}-{:.0} ms, sampler {:.1} ms CPU = {:.1}% of a core)",
         tw.peak_client,
         tw.end_client,
         st.samples.len(),
@@ -131,6 +145,7 @@ pub fn render(r: &Report) -> String {
         },
         st.exact_interval_ms[0],
         st.exact_interval_ms[1],
+        st.sampler_cpu_ms,
         st.sampler_cpu_pct,
     );
     let c = &r.cpu;
@@ -140,6 +155,10 @@ pub fn render(r: &Report) -> String {
         c.user_s, c.sys_s, c.us_per_conn, c.system_busy_pct, c.system_softirq_pct
     );
     if let Some(s) = &r.server {
+        let answers = match s.answers {
+            0 => String::new(),
+            n => format!(", {n} answers"),
+        };
         let wait = s
             .accept_wait
             .as_ref()
@@ -155,7 +174,7 @@ pub fn render(r: &Report) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "server: {} accepted, {} B in, {} B out, {} resets{wait}",
+            "server: {} accepted{answers}, {} B in, {} B out, {} resets{wait}",
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
     }
@@ -201,6 +220,43 @@ fn handshake_note(r: &Report) -> Option<String> {
     ))
 }
 
+/// How the established connections ended, as observed; `None` when none was.
+pub(crate) fn closes_line(r: &Report) -> Option<String> {
+    let c = &r.totals.closes;
+    (c.total() > 0).then(|| {
+        format!(
+            "closes (observed): {} client first, {} server first, {} RST sent, {} RST received",
+            c.client_first, c.server_first, c.rst_sent, c.rst_received
+        )
+    })
+}
+
+/// What each request is: the echo's size, or the protocol's request.
+fn requests_phrase(c: &crate::config::RunConfig) -> String {
+    use crate::config::{ProtocolConfig, RawEndConfig};
+    let n = format!(
+        "{} request{}",
+        c.requests,
+        if c.requests == 1 { "" } else { "s" }
+    );
+    match &c.protocol {
+        ProtocolConfig::Echo => format!("{} B x {n}", c.payload),
+        ProtocolConfig::Http(h) => format!("http GET {} x {n}", h.path),
+        ProtocolConfig::Resp(x) => {
+            let command = x.command.as_deref().unwrap_or("PING");
+            format!("resp {command:?} x {n}")
+        }
+        ProtocolConfig::Raw(x) => {
+            let end = match &x.end {
+                RawEndConfig::Bytes(b) => format!("{b} B back"),
+                RawEndConfig::Prefix(p) => format!("a {}-byte prefix back", p.len()),
+                RawEndConfig::Close => "read to the close".into(),
+            };
+            format!("raw {} B, {end}, x {n}", x.send.len())
+        }
+    }
+}
+
 /// The spread of `--repeat` runs: median (min–max) of the headline figures.
 fn repeats_line(rep: &super::figures::Repeats) -> String {
     let fig = |name: &str, unit: &str| {
@@ -234,7 +290,20 @@ fn repeats_line(rep: &super::figures::Repeats) -> String {
 }
 
 pub(crate) fn config_line(r: &Report) -> String {
-    let c = &r.config;
+    header(&r.version, &r.config, r.target_addr)
+}
+
+/// What a run of this build will do, in one line: printed on stderr when it starts, and atop
+/// its summary.
+pub fn config_header(c: &crate::config::RunConfig, target_addr: std::net::SocketAddr) -> String {
+    header(env!("CARGO_PKG_VERSION"), c, target_addr)
+}
+
+fn header(
+    version: &str,
+    c: &crate::config::RunConfig,
+    target_addr: std::net::SocketAddr,
+) -> String {
     let load = match c.load {
         LoadModel::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
         LoadModel::Open { rate, concurrency } => {
@@ -253,9 +322,13 @@ pub(crate) fn config_line(r: &Report) -> String {
                 d.map(|d| format!(", {what} delay {}", humantime::format_duration(d)))
                     .unwrap_or_default()
             };
+            let what = match s.protocol {
+                crate::config::ServerProtocol::Echo => String::new(),
+                p => format!(" {p}"),
+            };
             format!(
-                "embedded server {} (close {}, backlog {}, {} worker{}{}{})",
-                r.target_addr,
+                "embedded{what} server {} (close {}, backlog {}, {} worker{}{}{})",
+                target_addr,
                 s.close,
                 s.backlog,
                 s.workers,
@@ -264,41 +337,51 @@ pub(crate) fn config_line(r: &Report) -> String {
                 delay("echo", s.echo_delay),
             )
         }
-        Target::External(_) => format!("target {}", r.target_addr),
+        Target::External(_) => format!("target {target_addr}"),
     };
     format!(
-        "tcpbench {}: {bound}, {load}, {} thread{}{}, {} B x {} request{}, close {} -> {server}",
-        r.version,
+        "tcpbench {}: {bound}, {load}, {} thread{}{}, {}, close {} -> {server}",
+        version,
         c.threads,
         if c.threads == 1 { "" } else { "s" },
         if c.pin { " (pinned)" } else { "" },
-        c.payload,
-        c.requests,
-        if c.requests == 1 { "" } else { "s" },
+        requests_phrase(c),
         c.socket.close,
     )
 }
 
-fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)]) {
-    let _ = writeln!(
-        out,
-        "{:<26}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        title, "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
-    );
+/// A latency table: a row per phase, a column per percentile. A phase with no samples shows
+/// `-`, never a figure that was not measured. Narrow: 75 columns, without min and mean.
+fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)], narrow: bool) {
+    let (name_w, w) = if narrow { (12, 8) } else { (24, 9) };
+    let headers: &[&str] = if narrow {
+        &["count", "p50", "p90", "p99", "p99.9", "max"]
+    } else {
+        &["count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"]
+    };
+    let _ = write!(out, "{:<width$}", title, width = name_w + 2);
+    for h in headers {
+        let _ = write!(out, "{h:>w$} ");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
     for (name, s) in rows {
-        let _ = writeln!(
-            out,
-            "  {:<24}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            s.count,
-            us(s.min_us),
-            us(s.p50_us),
-            us(s.p90_us),
-            us(s.p99_us),
-            us(s.p999_us),
-            us(s.max_us),
-            us(s.mean_us)
-        );
+        let values: Vec<String> = if narrow {
+            vec![s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us]
+        } else {
+            vec![
+                s.min_us, s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us, s.mean_us,
+            ]
+        }
+        .into_iter()
+        .map(|v| if s.count == 0 { "-".into() } else { us(v) })
+        .collect();
+        let name: String = name.chars().take(name_w).collect();
+        let _ = write!(out, "  {name:<name_w$}{:>w$}", s.count);
+        for v in values {
+            let _ = write!(out, " {v:>w$}");
+        }
+        out.push('\n');
     }
 }
 
@@ -315,6 +398,31 @@ fn us(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn a_narrow_terminal_gets_a_table_that_fits_and_unmeasured_phases_show_dashes() {
+        let mut r = fixture::report();
+        r.latency.echo = PhaseStats::default();
+        let wide = render(&r);
+        let narrow = render_for(&r, Some(80));
+        let widest = |t: &str, from: &str| {
+            t.lines()
+                .skip_while(|l| !l.starts_with(from))
+                .take_while(|l| !l.is_empty())
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap()
+        };
+        assert!(widest(&narrow, "latency") <= 80, "{narrow}");
+        assert!(widest(&wide, "latency") > 100, "{wide}");
+        assert_eq!(render_for(&r, Some(120)), wide);
+        let echo = narrow
+            .lines()
+            .find(|l| l.trim_start().starts_with("echo"))
+            .unwrap();
+        assert!(echo.ends_with("-") && !echo.contains("0.0"), "{echo}");
+        assert!(narrow.contains("p99.9") && !narrow.contains("mean"));
+    }
 
     #[test]
     fn summary_has_totals_table_and_errors() {
@@ -369,6 +477,40 @@ mod tests {
                 && text.contains("2 connections had their SYN retransmitted"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn another_protocol_labels_the_echo_phase_exchange_and_shows_closes_and_statuses() {
+        let mut r = fixture::report();
+        assert!(!render(&r).contains("closes"), "none observed");
+        r.config.protocol =
+            crate::config::ProtocolConfig::Resp(crate::config::RespConfig { command: None });
+        r.totals.closes.server_first = 2;
+        r.totals.closes.rst_received = 1;
+        r.errors[0].kind = crate::failure::ErrorKind::HttpStatus;
+        r.errors[0].phase = crate::failure::Phase::Echo;
+        r.errors[0].status = Some(404);
+        let text = render(&r);
+        let labels: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+            .collect();
+        assert!(
+            labels.contains(&"exchange") && !labels.contains(&"echo"),
+            "{text}"
+        );
+        assert!(text.contains("resp \"PING\" x 1 request"), "{text}");
+        assert!(text.contains("http_status 404"), "{text}");
+        assert!(text.contains("at exchange"), "{text}");
+        assert!(
+            text.contains(
+                "closes (observed): 0 client first, 2 server first, 0 RST sent, 1 RST received"
+            ),
+            "{text}"
+        );
+        let md = crate::report::markdown::render(&r);
+        assert!(md.contains("| exchange | 3 |"), "{md}");
+        assert!(md.contains("| http_status 404 | exchange |"), "{md}");
     }
 
     #[test]

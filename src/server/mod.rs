@@ -1,4 +1,5 @@
-//! The echo server: `tcpbench serve`, and the server `run` embeds when no `--target` is given.
+//! The embedded server: `tcpbench serve`, and the server `run` embeds when no `--target` is
+//! given. It echoes, or answers HTTP or RESP with the minimal responders of [`respond`].
 //!
 //! Each worker is an OS thread with its own single-threaded runtime, so the server never
 //! competes with the load generator's runtimes for a scheduler. Workers share one listener, or
@@ -58,6 +59,8 @@ pub struct Counters {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     resets: AtomicU64,
+    /// HTTP responses and RESP replies written (not echo).
+    answers: AtomicU64,
     idle_timeouts: AtomicU64,
     over_limit: AtomicU64,
     accept_errors: AtomicU64,
@@ -70,13 +73,16 @@ impl Counters {
 }
 
 /// What the server saw, summed over its workers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerTotals {
     pub accepted: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Connections the peer reset (ECONNRESET/EPIPE seen by the server).
     pub resets: u64,
+    /// HTTP responses and RESP replies written (`--protocol http|resp`); 0 for echo.
+    #[serde(default)]
+    pub answers: u64,
     pub idle_timeouts: u64,
     /// Connections closed for sending more than --max-payload.
     pub over_limit: u64,
@@ -100,6 +106,9 @@ struct Worker {
     sampling: Arc<AtomicBool>,
     /// This worker's sampled accepts; moved to the server's once, at the end.
     samples: RefCell<Vec<AcceptSample>>,
+    /// The HTTP and RESP responders' buffers (requests not yet answered, answers to write),
+    /// reused likewise.
+    requests: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl EchoServer {
@@ -161,6 +170,7 @@ impl EchoServer {
                         buffers: RefCell::new(Vec::new()),
                         sampling,
                         samples: RefCell::new(Vec::new()),
+                        requests: RefCell::new(Vec::new()),
                     });
                     local.block_on(&rt, async {
                         match TcpListener::from_std(listener.into()) {
@@ -191,6 +201,7 @@ impl EchoServer {
             bytes_in: sum(|c| &c.bytes_in),
             bytes_out: sum(|c| &c.bytes_out),
             resets: sum(|c| &c.resets),
+            answers: sum(|c| &c.answers),
             idle_timeouts: sum(|c| &c.idle_timeouts),
             over_limit: sum(|c| &c.over_limit),
             accept_errors: sum(|c| &c.accept_errors),

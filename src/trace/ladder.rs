@@ -128,6 +128,14 @@ pub fn render_text(t: &Trace) -> String {
             }
         }
     }
+    if t.states.iter().any(|s| s.state == "SYN_RECV") {
+        let _ = writeln!(
+            out,
+            "{:>10}  the server's SYN_RECV shows at the handshake's last ACK: before it, the \
+             half-open connection is a request socket, which has no state change of its own",
+            ""
+        );
+    }
     if t.states.iter().any(|s| s.observed != Observed::Tracepoint) {
         let _ = writeln!(
             out,
@@ -141,8 +149,8 @@ pub fn render_text(t: &Trace) -> String {
     let td = &t.teardown;
     let _ = writeln!(
         out,
-        "close: {:?}, {} segment(s){}{}",
-        td.kind,
+        "close: {}; {} segment(s){}{}",
+        td.kind.words(),
         td.segments,
         td.first_fin
             .map_or(String::new(), |s| format!(", first FIN from the {s}")),
@@ -363,7 +371,9 @@ pub(crate) mod tests {
             "{text}"
         );
         // The close and the verdicts.
-        assert!(text.contains("close: ThreeWay, 3 segment(s), first FIN from the client"));
+        assert!(text.contains(
+            "close: three segments: FIN, FIN+ACK, ACK; 3 segment(s), first FIN from the client"
+        ));
         assert!(
             text.contains("[holds] (1)") && text.contains("[holds] (2)"),
             "{text}"

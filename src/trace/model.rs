@@ -229,6 +229,19 @@ pub enum TeardownKind {
     Incomplete,
 }
 
+impl TeardownKind {
+    /// The close as a reader of the textbook names it.
+    pub fn words(self) -> &'static str {
+        match self {
+            TeardownKind::FourWay => "four segments: FIN, ACK, FIN, ACK",
+            TeardownKind::ThreeWay => "three segments: FIN, FIN+ACK, ACK",
+            TeardownKind::Simultaneous => "simultaneous: both FINs crossed, both ends in CLOSING",
+            TeardownKind::Rst => "abortive: an RST, no FIN exchange",
+            TeardownKind::Incomplete => "not captured whole",
+        }
+    }
+}
+
 /// A claim and its verdict from the capture.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {

@@ -14,6 +14,7 @@ use super::{TraceError, TraceOptions};
 use crate::config::{RunConfig, Target, is_local};
 use crate::failure::Failure;
 use crate::load::conn::{self, PortCycle, Scratch};
+use crate::load::proto::Protocol;
 use crate::server::EchoServer;
 
 /// How long a connection may take to settle after `conn::run` returned.
@@ -104,7 +105,9 @@ pub fn trace(cfg: &RunConfig, opts: &TraceOptions) -> Result<Vec<Trace>, TraceEr
         .map_err(TraceError::Runtime)?;
     let ports = PortCycle::new(cfg.socket.ports);
     let source = cfg.socket.bind.first().copied();
-    let mut scratch = Scratch::new(cfg, conn::request_pattern(cfg.payload));
+    let protocol = Protocol::from_config(&cfg.protocol, cfg.payload, target)
+        .map_err(|e| TraceError::Usage(e.to_string()))?;
+    let mut scratch = Scratch::new(cfg, std::sync::Arc::new(protocol));
     // Never sent: a trace is not interrupted between phases (a --hold runs in full).
     let (_never, mut stop) = tokio::sync::watch::channel(false);
 

@@ -4,6 +4,12 @@ use std::sync::Arc;
 
 use super::{Progress, ProtoError};
 
+/// A payload of `len` bytes in a repeating pattern, so a wrong echo is detected byte for
+/// byte.
+pub fn pattern(len: usize) -> Arc<[u8]> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
 /// The payload every request sends, shared by all the workers of a run.
 #[derive(Clone, Debug)]
 pub struct EchoSpec {

@@ -28,8 +28,12 @@ pub use http::{HttpSpec, Method};
 pub use raw::{RawEnd, RawSpec};
 pub use resp::RespSpec;
 
+use std::net::SocketAddr;
+
+use crate::config::{ProtocolConfig, RawEndConfig};
+
 /// The default of `--max-response`: a response larger than this is [`ProtoError::TooLarge`].
-pub const DEFAULT_MAX_RESPONSE: usize = 1 << 20;
+pub const DEFAULT_MAX_RESPONSE: usize = crate::config::DEFAULT_MAX_RESPONSE;
 
 /// The protocol a run speaks, with its validated request and end rule.
 #[derive(Clone, Debug)]
@@ -45,6 +49,40 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The protocol a run's settings describe: the echo of a `payload`-byte pattern, or the
+    /// requests of the others; an HTTP request without `--http-host` names `target`.
+    pub fn from_config(
+        cfg: &ProtocolConfig,
+        payload: usize,
+        target: SocketAddr,
+    ) -> Result<Protocol, SpecError> {
+        Ok(match cfg {
+            ProtocolConfig::Echo => Protocol::Echo(EchoSpec::new(echo::pattern(payload))),
+            ProtocolConfig::Http(h) => {
+                let host = h.host.clone().unwrap_or_else(|| target.to_string());
+                Protocol::Http(HttpSpec::new(
+                    Method::Get,
+                    &h.path,
+                    &host,
+                    &h.headers,
+                    h.expect_status,
+                )?)
+            }
+            ProtocolConfig::Resp(r) => Protocol::Resp(match &r.command {
+                None => RespSpec::ping(),
+                Some(line) => RespSpec::command(line)?,
+            }),
+            ProtocolConfig::Raw(r) => {
+                let end = match &r.end {
+                    RawEndConfig::Bytes(n) => RawEnd::Bytes(*n),
+                    RawEndConfig::Prefix(p) => RawEnd::Prefix(p.as_slice().into()),
+                    RawEndConfig::Close => RawEnd::Close,
+                };
+                Protocol::Raw(RawSpec::new(r.send.clone(), end))
+            }
+        })
+    }
+
     /// The `--protocol` value that names it.
     pub fn name(&self) -> &'static str {
         match self {

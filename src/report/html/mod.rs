@@ -106,7 +106,13 @@ pub fn render(title: &str, table_html: &str, series: &[Series<'_>]) -> String {
         Scale::Log => ", log scale",
         Scale::Linear => "",
     };
+    // The echo phase is every other protocol's exchange.
+    let exchange = series.iter().any(|s| !s.report.config.protocol.is_echo());
     for ((name, _), chart) in phases.iter().zip(&charts) {
+        let name = match *name {
+            "Echo" if exchange => "Exchange",
+            name => name,
+        };
         figure(
             &mut html,
             &format!("{name} latency by percentile (µs{scale})"),

@@ -309,10 +309,19 @@ fn counts(runs: &[Report]) -> Report {
     out.totals.bytes_received = sum(|r| r.totals.bytes_received);
     out.totals.farewell_bytes = sum(|r| r.totals.farewell_bytes);
     out.totals.syn_retransmitted = sum(|r| r.totals.syn_retransmitted);
+    for r in runs.iter().skip(1) {
+        out.totals.closes.merge(&r.totals.closes);
+    }
 
-    let mut errors: BTreeMap<(String, String, Option<String>), ErrorCount> = BTreeMap::new();
+    type Key = (String, String, Option<String>, Option<u16>);
+    let mut errors: BTreeMap<Key, ErrorCount> = BTreeMap::new();
     for e in runs.iter().flat_map(|r| &r.errors) {
-        let key = (e.phase.to_string(), e.kind.to_string(), e.errno.clone());
+        let key = (
+            e.phase.to_string(),
+            e.kind.to_string(),
+            e.errno.clone(),
+            e.status,
+        );
         errors
             .entry(key)
             .and_modify(|c| c.count += e.count)
@@ -330,6 +339,7 @@ fn counts(runs: &[Report]) -> Report {
             t.bytes_in += s.bytes_in;
             t.bytes_out += s.bytes_out;
             t.resets += s.resets;
+            t.answers += s.answers;
             t.idle_timeouts += s.idle_timeouts;
             t.over_limit += s.over_limit;
             t.accept_errors += s.accept_errors;
