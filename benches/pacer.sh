@@ -34,6 +34,23 @@ figures='
     ((.cpu.user_s + .cpu.sys_s) / .duration_s * 100 | f),
     .totals.succeeded ] | @tsv'
 
+# The machine's own floor: a thread that does nothing but read the clock for 2 s, and the
+# gaps it sees (the vCPU or the thread taken away). No pacer starts on time inside a gap.
+python3 - <<'PY'
+import time
+end = time.monotonic_ns() + 2_000_000_000
+last, gaps, worst = time.monotonic_ns(), [0, 0, 0], 0
+while last < end:
+    t = time.monotonic_ns()
+    g = t - last
+    for i, limit in enumerate((50_000, 100_000, 1_000_000)):
+        gaps[i] += g > limit
+    worst = max(worst, g)
+    last = t
+print(f"floor: 2 s of spinning on the clock saw {gaps[0]} gaps > 50 µs, {gaps[1]} > 100 µs, "
+      f"{gaps[2]} > 1 ms, the longest {worst / 1e3:.0f} µs")
+PY
+
 printf 'rate\tlag_p50\tlag_p99\tconnect_p50\tsched_connect_p50\tqueued\tcpu_%%core\tok\tloadavg\n'
 for rate in 1000 5000; do
   for _ in $(seq "$runs"); do

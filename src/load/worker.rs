@@ -103,7 +103,12 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
     // Each thread starts its round-robin over source addresses at a different place.
     let source_turn = Rc::new(Cell::new(index));
     // How late this thread's timers wake it: its pacers arm that much early.
-    let lateness = Rc::new(Lateness::default());
+    let interval = shared
+        .cfg
+        .load
+        .rate()
+        .map(|r| Duration::from_secs_f64(shared.cfg.threads.max(1) as f64 / r));
+    let lateness = Rc::new(Lateness::for_interval(interval));
     // Each worker's scratch outlives the worker: what a connection cut off after a stop
     // had done (its phase, its bytes) is read from it once the workers are dropped.
     let scratches: Vec<Rc<RefCell<Scratch>>> = (0..workers)
