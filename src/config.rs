@@ -222,6 +222,10 @@ pub struct ClientSocket {
     #[serde(with = "secs")]
     #[schemars(with = "f64", range(min = 0.0))]
     pub io_timeout: Duration,
+    /// One getsockopt(TCP_INFO) after each handshake: the kernel's RTT sample of it and its
+    /// SYN retransmissions (`--no-tcp-info` turns it off). Reports from before it have none.
+    #[serde(default)]
+    pub tcp_info: bool,
 }
 
 /// Everything `run` needs, validated.
@@ -260,6 +264,10 @@ pub struct RunConfig {
     /// The run happens in a fresh network namespace of its own.
     #[serde(default)]
     pub isolate: bool,
+    /// Measure the embedded server's accept wait (tracepoint, root; `--no-accept-wait`
+    /// turns it off). Reports from before it have none.
+    #[serde(default)]
+    pub accept_wait: bool,
     /// Network sysctls set in that namespace for the run.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,

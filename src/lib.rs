@@ -148,6 +148,12 @@ pub fn run_with(
     let server_observed = server.is_some() || target_addr.ip().is_loopback();
     let sampler = Sampler::start(target_addr, cfg.sample_interval, server_observed)
         .context("cannot start the socket-state sampler")?;
+    // Without root or tracefs the accept wait is not measured; the report leaves it out.
+    #[cfg(target_os = "linux")]
+    let accept_wait = match &server {
+        Some(s) if cfg.accept_wait => observe::accept_wait::AcceptWait::start(s).ok(),
+        _ => None,
+    };
     let (recorder, elapsed, timeline) = if ctl.interrupted() || ctl.aborted().is_some() {
         (Recorder::default(), Duration::ZERO, Vec::new())
     } else {
@@ -160,7 +166,17 @@ pub fn run_with(
     }
     let (tcp_states, time_wait) = sampler.stop();
     let (kernel, cpu) = before.finish(recorder.attempted);
-    let server_totals: Option<ServerTotals> = server.map(EchoServer::stop);
+    let server_totals: Option<ServerTotals> = server.map(|s| {
+        let (mut totals, samples) = s.stop_sampled();
+        #[cfg(target_os = "linux")]
+        if let Some(aw) = accept_wait {
+            totals.accept_wait = aw
+                .finish(&samples)
+                .map(|h| report::PhaseStats::from_histogram(&h));
+        }
+        let _ = samples;
+        totals
+    });
     Ok(Report::build(
         cfg,
         Measured {

@@ -31,7 +31,8 @@ pub fn check_fd_budget(cfg: &RunConfig) -> Result<(), UsageError> {
 /// What a run's descriptors come to when every worker has a connection open.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct FdNeed {
-    /// Per connection: the client's socket, and the embedded server's accepted one.
+    /// Per connection: the client's socket, and the embedded server's accepted one; in
+    /// open loop, the worker's timer (its pacer's timerfd) too.
     pub per_conn: u64,
     /// Per client thread: its runtime's, and with the embedded server, one server worker's
     /// runtime and listener (the workers follow the threads unless told otherwise).
@@ -43,14 +44,15 @@ pub struct FdNeed {
 impl FdNeed {
     pub fn of(cfg: &RunConfig) -> FdNeed {
         let threads = cfg.threads as i64;
+        let timer = u64::from(cfg.load.rate().is_some());
         match &cfg.target {
             Target::Embedded(s) => FdNeed {
-                per_conn: 2,
+                per_conn: 2 + timer,
                 per_thread: 2 * RUNTIME_FDS + 1,
                 server_fixed: (s.workers as i64 - threads) * (RUNTIME_FDS as i64 + 1),
             },
             Target::External(_) => FdNeed {
-                per_conn: 1,
+                per_conn: 1 + timer,
                 per_thread: RUNTIME_FDS,
                 server_fixed: 0,
             },
@@ -90,7 +92,7 @@ fn fd_budget(cfg: &RunConfig, soft: u64) -> Result<(), UsageError> {
         let one = soft.saturating_sub(n.total(0, 1)) / n.per_conn;
         fixes.push(format!("use --threads 1 --concurrency {}", one.max(1)));
     }
-    if n.per_conn == 2 {
+    if matches!(cfg.target, Target::Embedded(_)) {
         fixes.push("run `tcpbench serve` in another process and use --target".into());
     }
     Err(UsageError(format!(

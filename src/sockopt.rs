@@ -6,6 +6,9 @@
 //! - SO_LINGER 0 makes close() send an RST and skip TIME_WAIT (an abortive close).
 //! - tokio's own `TcpListener::bind` turns SO_REUSEADDR on silently; listeners are built here so
 //!   the flag is what the user asked for.
+//! - TCP_INFO right after the handshake holds the kernel's one RTT sample of it (`tcpi_rtt`,
+//!   µs: the SYN's send to its SYN+ACK's processing) and the SYN's retransmissions
+//!   (`tcpi_total_retrans`, no data having been sent yet): see [`handshake_info`].
 //! - IP_BIND_ADDRESS_NO_PORT (Linux ≥ 4.2) lets a socket bound to a source address pick its
 //!   port at connect() time, per 4-tuple, instead of at bind() time from a range shared by all.
 
@@ -108,6 +111,53 @@ pub async fn close(stream: tokio::net::TcpStream, linger: Option<Duration>) -> i
     tokio::task::spawn_blocking(move || drop(std))
         .await
         .map_err(io::Error::other)
+}
+
+/// What the kernel knows of a handshake just completed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeInfo {
+    /// `tcpi_rtt`, µs. Right after the handshake this is its one RTT sample: from the SYN's
+    /// transmission (the last one, if it was retransmitted and timestamps gave a sample) to
+    /// the SYN+ACK's processing. 0: no sample (Karn's rule on a retransmitted SYN, no
+    /// timestamps).
+    pub rtt_us: u32,
+    /// `tcpi_total_retrans`: segments retransmitted so far; before any data, the SYN's.
+    pub retransmits: u32,
+}
+
+/// One getsockopt(TCP_INFO) on a connection whose handshake just completed.
+#[cfg(target_os = "linux")]
+pub fn handshake_info(sock: &impl std::os::fd::AsRawFd) -> io::Result<HandshakeInfo> {
+    // SAFETY: tcp_info is plain data; zero is valid for every field.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid fd, and a tcp_info of the length given; the kernel writes at most
+    // `len` bytes (fewer on an older kernel, and the zeroed rest reads as "none").
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(HandshakeInfo {
+        rtt_us: info.tcpi_rtt,
+        retransmits: info.tcpi_total_retrans,
+    })
+}
+
+/// TCP_INFO is Linux's: elsewhere there is no kernel view of the handshake.
+#[cfg(not(target_os = "linux"))]
+pub fn handshake_info(_sock: &impl std::os::fd::AsRawFd) -> io::Result<HandshakeInfo> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_INFO is Linux-only",
+    ))
 }
 
 fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {

@@ -21,6 +21,9 @@ pub const SIGFIG: u8 = 3;
 pub enum Metric {
     /// Start of connect() to established: the handshake as the client sees it.
     Connect,
+    /// The kernel's RTT sample of the handshake (TCP_INFO `tcpi_rtt` right after it): the
+    /// SYN's transmission to the SYN+ACK's processing, on the wire's side of connect().
+    HandshakeRtt,
     /// One request's round trip: write, then read the whole echo.
     Echo,
     /// Start of the close sequence to its end (EOF seen and close returned).
@@ -33,8 +36,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::Connect,
+        Metric::HandshakeRtt,
         Metric::Echo,
         Metric::Close,
         Metric::Total,
@@ -44,6 +48,7 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
+            Metric::HandshakeRtt => "handshake_rtt",
             Metric::Echo => "echo",
             Metric::Close => "close",
             Metric::Total => "total",
@@ -62,9 +67,15 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Recorder {
     /// Indexed by `Metric as usize`; `Failed` holds the failed attempts, the others the
     /// successful connections only.
-    pub latency: [Histogram<u64>; 5],
+    pub latency: [Histogram<u64>; 6],
     /// Open loop only: connect and total measured from each connection's scheduled start.
     pub from_schedule: [Histogram<u64>; 2],
+    /// Open loop only: each connection's start lag, its actual start minus its scheduled
+    /// one (failed and cut-off connections too).
+    pub start_lag: Histogram<u64>,
+    /// Open loop only: connections whose scheduled start had passed when a worker took
+    /// them, every worker being busy then (queueing; a worker's first is not counted).
+    pub queued_starts: u64,
     pub attempted: u64,
     pub succeeded: u64,
     pub failed: u64,
@@ -72,6 +83,8 @@ pub struct Recorder {
     pub bytes_received: u64,
     /// Of `bytes_received`, those after the client's FIN: the servers' farewells.
     pub farewell_bytes: u64,
+    /// Successful connections whose SYN the kernel retransmitted (TCP_INFO).
+    pub syn_retransmitted: u64,
     /// How the established connections ended, as observed.
     pub closes: Closes,
     pub errors: BTreeMap<Failure, u64>,
@@ -82,12 +95,15 @@ impl Default for Recorder {
         Recorder {
             latency: std::array::from_fn(|_| new_histogram()),
             from_schedule: std::array::from_fn(|_| new_histogram()),
+            start_lag: new_histogram(),
+            queued_starts: 0,
             attempted: 0,
             succeeded: 0,
             failed: 0,
             bytes_sent: 0,
             bytes_received: 0,
             farewell_bytes: 0,
+            syn_retransmitted: 0,
             closes: Closes::default(),
             errors: BTreeMap::new(),
         }
@@ -98,6 +114,15 @@ impl Recorder {
     #[inline]
     pub fn record(&mut self, metric: Metric, ns: u64) {
         self.latency[metric as usize].saturating_record(ns.max(1));
+    }
+
+    /// Takes one open-loop start, `lag` after its scheduled instant; `queued` when no
+    /// worker was free to take it in time.
+    #[inline]
+    pub fn record_start(&mut self, lag: std::time::Duration, queued: bool) {
+        self.start_lag
+            .saturating_record((lag.as_nanos() as u64).max(1));
+        self.queued_starts += u64::from(queued);
     }
 
     /// Counts a failed attempt that lasted `ns` from socket() to the failure.
@@ -115,12 +140,17 @@ impl Recorder {
         for (a, b) in self.from_schedule.iter_mut().zip(&other.from_schedule) {
             a.add(b).expect("histograms share bounds");
         }
+        self.start_lag
+            .add(&other.start_lag)
+            .expect("histograms share bounds");
+        self.queued_starts += other.queued_starts;
         self.attempted += other.attempted;
         self.succeeded += other.succeeded;
         self.failed += other.failed;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.farewell_bytes += other.farewell_bytes;
+        self.syn_retransmitted += other.syn_retransmitted;
         self.closes.merge(&other.closes);
         for (f, n) in &other.errors {
             *self.errors.entry(*f).or_insert(0) += n;

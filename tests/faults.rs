@@ -433,10 +433,13 @@ const DOCUMENTED: &[&str] = &[
     "/totals/bytes_sent",
     "/totals/bytes_received",
     "/totals/farewell_bytes",
+    "/totals/syn_retransmitted",
     "/rate_cps",
     "/errors",
     "/interrupted",
     "/aborted",
+    "/latency/start_lag",
+    "/server/accept_wait",
     "/kernel/counters",
     "/kernel/sysctl",
     "/cpu/user_s",
@@ -471,13 +474,24 @@ fn every_documented_key_is_in_a_plain_runs_report() {
             "{key} missing from a plain run's report"
         );
     }
-    for phase in ["connect", "echo", "close", "total", "failed"] {
+    for phase in [
+        "connect",
+        "handshake_rtt",
+        "echo",
+        "close",
+        "total",
+        "failed",
+    ] {
         for key in PHASE_KEYS {
             let p = format!("/latency/{phase}/{key}");
             assert!(r.pointer(&p).is_some(), "{p} missing");
         }
     }
     assert!(r["aborted"].is_null() && r["time_wait"]["drain_s"].is_null());
+    assert!(
+        r["latency"]["start_lag"].is_null(),
+        "closed loop has no schedule"
+    );
     assert_eq!(r["interrupted"], false);
     // And an error's keys, from a run that has some.
     let (_holder, addr) = refusing_port();

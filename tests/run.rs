@@ -122,6 +122,55 @@ fn open_loop_reports_latency_from_schedule() {
     let s = r.latency_from_schedule.as_ref().expect("open loop has it");
     assert_eq!(s.total.count, 500);
     assert!(s.total.max_us >= r.latency.total.min_us);
+    // Every start's lag is recorded, and no start is taken before its schedule's instant:
+    // from the schedule, a connection takes at least as long as its own connect phase.
+    let lag = r
+        .latency
+        .start_lag
+        .as_ref()
+        .expect("open loop has a start lag");
+    assert_eq!(lag.count, 500);
+    assert!(s.connect.min_us >= r.latency.connect.min_us, "{s:?}");
+}
+
+#[test]
+fn an_open_loop_that_cannot_keep_up_says_it_queued() {
+    // One worker, 20,000 starts a second: nearly every start waits for that worker.
+    let r = run(&["--conns", "300", "--rate", "20000", "--concurrency", "1"]);
+    assert_clean(&r, 300, 1);
+    let s = r.latency_from_schedule.as_ref().unwrap();
+    assert!(s.queued >= 200, "queued {} of 300", s.queued);
+    let lag = r.latency.start_lag.as_ref().unwrap();
+    // The 300th start is due at 15 ms; served one after another they end far later.
+    assert!(lag.max_us > 1000.0, "{lag:?}");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("all 1 workers were busy")),
+        "{:?}",
+        r.warnings
+    );
+    let text = tcpbench::report::text::render(&r);
+    assert!(
+        text.contains("waited for a free worker (all 1 in flight)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn each_handshake_has_the_kernels_rtt_unless_turned_off() {
+    let r = run(&["--conns", "300", "--close", "rst"]);
+    assert_eq!(r.totals.succeeded, 300);
+    let k = &r.latency.handshake_rtt;
+    assert_eq!(k.count, 300, "one TCP_INFO sample per connection");
+    // The kernel's RTT is part of the handshake the client timed around it.
+    assert!(k.p50_us <= r.latency.connect.p50_us, "{k:?}");
+    assert_eq!(r.totals.syn_retransmitted, 0, "no SYN is lost on loopback");
+    assert!(r.latency.start_lag.is_none(), "closed loop has no schedule");
+
+    let off = run(&["--conns", "100", "--close", "rst", "--no-tcp-info"]);
+    assert_eq!(off.latency.handshake_rtt.count, 0);
+    assert!(!off.config.socket.tcp_info);
 }
 
 #[test]

@@ -117,6 +117,7 @@ impl RunConfig {
             pin,
             max_errors: a.max_errors,
             isolate: a.isolate,
+            accept_wait: !a.no_accept_wait,
             sysctls: a.sysctl.clone(),
             sample_interval: a.sample_interval,
             drain: a.drain,
@@ -510,6 +511,7 @@ fn client_socket(a: &RunArgs, target: &Target) -> Result<ClientSocket, UsageErro
         ports,
         connect_timeout: a.connect_timeout,
         io_timeout: a.io_timeout,
+        tcp_info: !a.no_tcp_info,
     })
 }
 

@@ -76,6 +76,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub nodelay: bool,
 
+    /// Do not measure the embedded server's accept wait (the tracepoint
+    /// sock:inet_sock_set_state in a private tracefs, sampled; root only).
+    #[arg(long)]
+    pub no_accept_wait: bool,
+
+    /// Skip the one getsockopt(TCP_INFO) after each handshake (about 0.4 µs, `cargo bench
+    /// --bench tcp_info`): no handshake_rtt, no count of retransmitted SYNs.
+    #[arg(long)]
+    pub no_tcp_info: bool,
+
     /// Give up on a handshake after this long (counted as connect_timeout).
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
     pub connect_timeout: Duration,

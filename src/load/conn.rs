@@ -17,7 +17,7 @@ use tokio::time::timeout;
 use super::proto::{Decoder, Progress, ProtoError, Protocol};
 use crate::config::{CloseMode, PortStrategy, RunConfig};
 use crate::failure::{ErrorKind, Failure, Phase};
-use crate::sockopt::Local;
+use crate::sockopt::{HandshakeInfo, Local};
 use crate::stats::Close;
 
 /// Binds tried before an explicit-port connection gives up (ports held by listeners).
@@ -122,12 +122,16 @@ impl Scratch {
 pub struct Cycle {
     /// connect() called (after socket() and its options).
     pub connect: Instant,
-    /// The handshake completed.
+    /// The kernel reported the handshake complete: connect() returned 0, getpeername()
+    /// succeeded after its EINPROGRESS, or the writable event came; before the socket was
+    /// registered with the runtime.
     pub established: Instant,
     /// The close sequence began.
     pub close: Instant,
     /// The close sequence ended: EOF seen, close() returned.
     pub end: Instant,
+    /// The kernel's view of the handshake (TCP_INFO), unless `--no-tcp-info`.
+    pub handshake: Option<HandshakeInfo>,
 }
 
 fn ns(from: Instant, to: Instant) -> u64 {
@@ -167,10 +171,16 @@ pub async fn run(
     s.farewell = 0;
     s.close = None;
     s.peer_fin = false;
-    let (connect, stream) = handshake(target, cfg, source, ports).await?;
-    let established = Instant::now();
+    let Handshake {
+        connect,
+        established,
+        info,
+        stream,
+    } = handshake(target, cfg, source, ports).await?;
     s.enter(Phase::Echo);
-    let exchanged = match exchange(&stream, cfg, established, stop, s).await {
+    // The first echo is timed from here, once the socket is registered with the runtime:
+    // that registration belongs to neither phase.
+    let exchanged = match exchange(&stream, cfg, Instant::now(), stop, s).await {
         // With --close server, the close's own read sees whatever else comes.
         Ok(()) if cfg.socket.close != CloseMode::Server => nothing_queued(&stream, s),
         done => done,
@@ -198,6 +208,7 @@ pub async fn run(
         established,
         close,
         end: Instant::now(),
+        handshake: info,
     })
 }
 
@@ -226,11 +237,11 @@ fn aborts(cfg: &RunConfig, finished: bool) -> bool {
 async fn exchange(
     stream: &TcpStream,
     cfg: &RunConfig,
-    established: Instant,
+    ready: Instant,
     stop: &mut StopSignal,
     s: &mut Scratch,
 ) -> Result<(), Failure> {
-    let mut edge = established;
+    let mut edge = ready;
     let by_server = cfg.socket.close == CloseMode::Server;
     for i in 0..cfg.requests {
         let last = i + 1 == cfg.requests;
@@ -251,16 +262,32 @@ async fn exchange(
     Ok(())
 }
 
-/// socket(), connect(): returns when connect() was called, and the established stream.
+/// A connection whose handshake completed, and when its edges were crossed.
+struct Handshake {
+    /// Just before connect() was called.
+    connect: Instant,
+    /// When the kernel said the connection is established: connect() returned 0, or the
+    /// getpeername() right after its EINPROGRESS succeeded, or (the handshake still in
+    /// flight) the writable event came. Taken before the socket is registered with the
+    /// runtime, so our own bookkeeping (epoll_ctl, tokio's registration) is not in it.
+    established: Instant,
+    /// One TCP_INFO read after the edge (when configured); a failed read gives none.
+    info: Option<HandshakeInfo>,
+    stream: TcpStream,
+}
+
+/// socket(), connect(): the established stream, and when connect() was called and when
+/// the kernel reported the connection established.
 ///
 /// On loopback a non-blocking connect() usually completes the handshake before it returns
-/// EINPROGRESS; one getpeername() tells, and saves a trip through epoll_wait.
+/// EINPROGRESS (the SYN, the server's SYN+ACK and our ACK are all processed in softirq
+/// within the call); one getpeername() tells, and saves a trip through epoll_wait.
 async fn handshake(
     target: SocketAddr,
     cfg: &RunConfig,
     source: Option<IpAddr>,
     ports: Option<&PortCycle>,
-) -> Result<(Instant, TcpStream), Failure> {
+) -> Result<Handshake, Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Connect, &e);
     let mut tries = 1;
     let sock = loop {
@@ -285,17 +312,33 @@ async fn handshake(
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => netio::connected(&sock),
         Err(e) => return Err(fail(e)),
     };
+    // The edge, when the kernel already said so: before the registration below.
+    let early = done.then(Instant::now);
     let stream = TcpStream::from_std(sock.into()).map_err(fail)?;
-    if !done {
-        match timeout(cfg.socket.connect_timeout, stream.writable()).await {
-            Ok(ready) => ready.map_err(fail)?,
-            Err(_) => return Err(Failure::new(Phase::Connect, ErrorKind::ConnectTimeout)),
+    let established = match early {
+        Some(at) => at,
+        None => {
+            match timeout(cfg.socket.connect_timeout, stream.writable()).await {
+                Ok(ready) => ready.map_err(fail)?,
+                Err(_) => return Err(Failure::new(Phase::Connect, ErrorKind::ConnectTimeout)),
+            }
+            let at = Instant::now();
+            if let Some(e) = stream.take_error().map_err(fail)? {
+                return Err(fail(e));
+            }
+            at
         }
-        if let Some(e) = stream.take_error().map_err(fail)? {
-            return Err(fail(e));
-        }
-    }
-    Ok((connect, stream))
+    };
+    let info = match cfg.socket.tcp_info {
+        true => sockopt::handshake_info(&stream).ok(),
+        false => None,
+    };
+    Ok(Handshake {
+        connect,
+        established,
+        info,
+        stream,
+    })
 }
 
 /// Exchange `i`: writes the request while reading the response (a request larger than

@@ -6,6 +6,7 @@
 
 pub mod conn;
 pub mod control;
+pub mod pacer;
 pub mod proto;
 mod worker;
 

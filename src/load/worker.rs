@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{self, PortCycle, Scratch};
 use super::control::{ErrorBudget, Stopper};
+use super::pacer::{Lateness, Pacer};
 use super::proto::Protocol;
 use crate::config::{Bounds, RunConfig};
 use crate::failure::{ErrorKind, Failure};
@@ -101,6 +102,13 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
     let recorder = Rc::new(RefCell::new(Recorder::default()));
     // Each thread starts its round-robin over source addresses at a different place.
     let source_turn = Rc::new(Cell::new(index));
+    // How late this thread's timers wake it: its pacers arm that much early.
+    let interval = shared
+        .cfg
+        .load
+        .rate()
+        .map(|r| Duration::from_secs_f64(shared.cfg.threads.max(1) as f64 / r));
+    let lateness = Rc::new(Lateness::for_interval(interval));
     // Each worker's scratch outlives the worker: what a connection cut off after a stop
     // had done (its phase, its bytes) is read from it once the workers are dropped.
     let scratches: Vec<Rc<RefCell<Scratch>>> = (0..workers)
@@ -114,10 +122,16 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
             .iter()
             .map(|scratch| {
                 let (rec, turn) = (recorder.clone(), source_turn.clone());
-                let (shared, scratch) = (shared.clone(), scratch.clone());
+                let (shared, scratch, late) = (shared.clone(), scratch.clone(), lateness.clone());
                 tokio::task::spawn_local(async move {
                     let mut scratch = scratch.borrow_mut();
-                    worker(&shared, &rec, &turn, index, &mut scratch).await
+                    let thread = Thread {
+                        rec: &rec,
+                        turn: &turn,
+                        late: &late,
+                        index,
+                    };
+                    worker(&shared, thread, &mut scratch).await
                 })
             })
             .collect();
@@ -161,21 +175,32 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
     recorder
 }
 
+/// What the workers of one thread share.
+#[derive(Copy, Clone)]
+struct Thread<'a> {
+    rec: &'a RefCell<Recorder>,
+    /// The thread's turn in the round-robin over source addresses.
+    turn: &'a Cell<usize>,
+    /// How late the thread's timers wake it, for its pacers.
+    late: &'a Lateness,
+    index: usize,
+}
+
 /// The worker loop: claim a slot, wait for its scheduled start (open loop), run one
 /// connection, record it, and stop the run if its failure trips the error budget. Ends at
 /// a bound or on stop.
-async fn worker(
-    shared: &Shared,
-    rec: &RefCell<Recorder>,
-    turn: &Cell<usize>,
-    thread: usize,
-    scratch: &mut Scratch,
-) {
+async fn worker(shared: &Shared, thread: Thread<'_>, scratch: &mut Scratch) {
+    let Thread {
+        rec, turn, late, ..
+    } = thread;
     let cfg = &shared.cfg;
-    let progress = &shared.progress[thread];
+    let progress = &shared.progress[thread.index];
     let mut stop = shared.stopper.subscribe();
     let interval = cfg.load.rate().map(|r| 1e9 / r);
+    let mut pacer = interval.map(|_| Pacer::new());
     let deadline = shared.deadline();
+    // A worker's first slot may be late because the pool was starting, not queueing.
+    let mut first = true;
     while let Some(slot) = shared.claim() {
         let scheduled =
             interval.map(|i| shared.start + Duration::from_nanos((slot as f64 * i) as u64));
@@ -184,17 +209,19 @@ async fn worker(
         {
             break;
         }
-        if let Some(s) = scheduled
-            && s > Instant::now()
+        let queued = !std::mem::take(&mut first) && scheduled.is_some_and(|s| Instant::now() > s);
+        if let (Some(s), Some(p)) = (scheduled, pacer.as_mut())
+            && !p.wait_until(s, late, &mut stop).await
         {
-            tokio::select! {
-                _ = tokio::time::sleep_until(s.into()) => {}
-                _ = stop.wait_for(|stopping| *stopping) => break,
-            }
+            break;
         }
         let start = Instant::now();
         if deadline.is_some_and(|d| start >= d) {
             break;
+        }
+        if let Some(s) = scheduled {
+            rec.borrow_mut()
+                .record_start(start.saturating_duration_since(s), queued);
         }
         let source = next_source(&cfg.socket.bind, turn);
         scratch.start(start);
@@ -249,6 +276,13 @@ fn record(
         Ok(c) => {
             r.succeeded += 1;
             r.record(Metric::Connect, c.connect_ns());
+            if let Some(k) = c.handshake {
+                // 0: the kernel took no sample (a retransmitted SYN without timestamps).
+                if k.rtt_us > 0 {
+                    r.record(Metric::HandshakeRtt, u64::from(k.rtt_us) * 1000);
+                }
+                r.syn_retransmitted += u64::from(k.retransmits > 0);
+            }
             for &e in &scratch.echo_ns {
                 r.record(Metric::Echo, e);
             }

@@ -4,6 +4,8 @@
 //! All of it is Linux's /proc; the counters and sysctls belong to the network namespace
 //! tcpbench runs in, so other traffic in the same namespace shows in them too.
 
+#[cfg(target_os = "linux")]
+pub mod accept_wait;
 pub mod counters;
 pub mod cpu;
 pub mod netns;

@@ -219,6 +219,7 @@ mod tests {
             names,
             [
                 "connect.hgrm",
+                "handshake_rtt.hgrm",
                 "echo.hgrm",
                 "close.hgrm",
                 "total.hgrm",

@@ -61,6 +61,7 @@ impl Report {
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
                 farewell_bytes: r.farewell_bytes,
+                syn_retransmitted: r.syn_retransmitted,
                 closes: r.closes,
             },
             rate_cps: if m.duration_s > 0.0 {
@@ -73,14 +74,20 @@ impl Report {
             aborted: m.aborted,
             latency: Latency {
                 connect: stats(Metric::Connect),
+                handshake_rtt: stats(Metric::HandshakeRtt),
                 echo: stats(Metric::Echo),
                 close: stats(Metric::Close),
                 total: stats(Metric::Total),
                 failed: stats(Metric::Failed),
+                start_lag: config
+                    .load
+                    .rate()
+                    .map(|_| PhaseStats::from_histogram(&r.start_lag)),
             },
             latency_from_schedule: config.load.rate().map(|_| ScheduledLatency {
                 connect: PhaseStats::from_histogram(&r.from_schedule[0]),
                 total: PhaseStats::from_histogram(&r.from_schedule[1]),
+                queued: r.queued_starts,
             }),
             server: m.server,
             kernel: m.kernel,
@@ -133,6 +140,16 @@ impl Report {
         if exhausted > 0 {
             w.push(format!(
                 "{exhausted} connections found no free local port (EADDRNOTAVAIL): spread them with --bind over more source addresses, close with --close rst, or allow net.ipv4.tcp_tw_reuse"
+            ));
+        }
+        if let Some(s) = &self.latency_from_schedule
+            && s.queued > 0
+            && s.queued * 100 >= self.totals.attempted
+        {
+            w.push(format!(
+                "{} connections started late because all {} workers were busy at their scheduled start: the open loop queued, and the figures from the scheduled start include that wait; raise --concurrency, or lower --rate below what the target sustains",
+                s.queued,
+                self.config.load.concurrency()
             ));
         }
         // A --target where every connect was refused: nothing listens there.

@@ -21,8 +21,15 @@ pub enum Better {
 /// The percentiles of each phase, by the names figures use.
 pub const PERCENTILES: [&str; 6] = ["p50", "p90", "p99", "p999", "max", "mean"];
 
-/// The phases with latency figures (failed attempts are counted by `errors`).
-pub const PHASES: [Metric; 4] = [Metric::Connect, Metric::Echo, Metric::Close, Metric::Total];
+/// The phases with latency figures (failed attempts are counted by `errors`), and the
+/// kernel's handshake RTT.
+pub const PHASES: [Metric; 5] = [
+    Metric::Connect,
+    Metric::HandshakeRtt,
+    Metric::Echo,
+    Metric::Close,
+    Metric::Total,
+];
 
 /// The value of one percentile of a phase, in µs.
 pub fn percentile(s: &PhaseStats, name: &str) -> Option<f64> {

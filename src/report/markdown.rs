@@ -41,7 +41,7 @@ pub fn render(r: &Report) -> String {
     ]);
     for m in Metric::ALL {
         let s = r.latency.get(m);
-        if m == Metric::Failed && s.count == 0 {
+        if matches!(m, Metric::Failed | Metric::HandshakeRtt) && s.count == 0 {
             continue;
         }
         lat.row(

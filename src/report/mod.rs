@@ -125,6 +125,10 @@ pub struct Totals {
     /// farewell, `--close client`).
     #[serde(default)]
     pub farewell_bytes: u64,
+    /// Of `succeeded`, the connections whose SYN the kernel retransmitted (TCP_INFO
+    /// `tcpi_total_retrans` after the handshake): each paid a retransmission timeout.
+    #[serde(default)]
+    pub syn_retransmitted: u64,
     /// How the established connections ended, observed by the client's syscalls (not the
     /// configured close): who sent the first FIN, or an RST. Failed connections included.
     #[serde(default)]
@@ -160,18 +164,29 @@ impl ErrorCount {
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latency {
     pub connect: PhaseStats,
+    /// The kernel's RTT sample of each handshake (TCP_INFO `tcpi_rtt`, µs resolution): the
+    /// wire's part of `connect`. Empty with `--no-tcp-info` and in reports from before it.
+    #[serde(default)]
+    pub handshake_rtt: PhaseStats,
     pub echo: PhaseStats,
     pub close: PhaseStats,
     pub total: PhaseStats,
     /// Failed attempts: from socket() to the failure (a connect timeout shows as its timeout).
     #[serde(default)]
     pub failed: PhaseStats,
+    /// Open loop only: each connection's actual start minus its scheduled start, every
+    /// attempt counted. How well the schedule was kept: the pacer's precision, the machine's
+    /// wake-ups, and queueing when every worker was busy (`latency_from_schedule.queued`).
+    /// Null in closed loop.
+    #[serde(default)]
+    pub start_lag: Option<PhaseStats>,
 }
 
 impl Latency {
     pub fn get(&self, m: Metric) -> &PhaseStats {
         match m {
             Metric::Connect => &self.connect,
+            Metric::HandshakeRtt => &self.handshake_rtt,
             Metric::Echo => &self.echo,
             Metric::Close => &self.close,
             Metric::Total => &self.total,
@@ -184,10 +199,14 @@ impl Latency {
 pub struct ScheduledLatency {
     pub connect: PhaseStats,
     pub total: PhaseStats,
+    /// Connections whose scheduled start had passed before a worker was free to take them:
+    /// all `--concurrency` workers were busy (queueing, what these figures exist to show).
+    #[serde(default)]
+    pub queued: u64,
 }
 
 /// One phase's distribution: percentiles for people, `hdr` for tools.
-#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseStats {
     pub count: u64,
     pub min_us: f64,

@@ -67,19 +67,24 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
     out.push('\n');
     let rows: Vec<(&str, &PhaseStats)> = Metric::ALL
         .iter()
-        // Failed attempts get a row only when there were some.
-        .filter(|&&m| m != Metric::Failed || r.latency.failed.count > 0)
+        // Failed attempts and the kernel's RTT get a row only when there were some.
+        .filter(|&&m| {
+            !matches!(m, Metric::Failed | Metric::HandshakeRtt) || r.latency.get(m).count > 0
+        })
         .map(|&m| (r.label(m), r.latency.get(m)))
         .collect();
     table(&mut out, "latency (µs)", &rows, narrow);
+    if let Some(note) = handshake_note(r) {
+        let _ = writeln!(out, "{note}");
+    }
     if let Some(s) = &r.latency_from_schedule {
         out.push('\n');
-        table(
-            &mut out,
-            "from scheduled start (µs)",
-            &[("connect", &s.connect), ("total", &s.total)],
-            narrow,
-        );
+        let mut rows = vec![("connect", &s.connect), ("total", &s.total)];
+        if let Some(lag) = &r.latency.start_lag {
+            rows.insert(0, ("start_lag", lag));
+        }
+        table(&mut out, "from scheduled start (µs)", &rows, narrow);
+        let _ = writeln!(out, "{}", queueing_note(r, s.queued));
     }
     out.push('\n');
     if r.errors.is_empty() {
@@ -154,9 +159,22 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
             0 => String::new(),
             n => format!(", {n} answers"),
         };
+        let wait = s
+            .accept_wait
+            .as_ref()
+            .map(|w| {
+                format!(
+                    "; accept wait p50 {} µs, p99 {} µs, max {} µs ({} sampled, kernel's ESTABLISHED to accept())",
+                    us(w.p50_us),
+                    us(w.p99_us),
+                    us(w.max_us),
+                    w.count
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "server: {} accepted{answers}, {} B in, {} B out, {} resets",
+            "server: {} accepted{answers}, {} B in, {} B out, {} resets{wait}",
             s.accepted, s.bytes_in, s.bytes_out, s.resets
         );
     }
@@ -167,6 +185,39 @@ pub fn render_for(r: &Report, columns: Option<usize>) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// Whether the open loop queued: connections that waited for a free worker.
+fn queueing_note(r: &Report, queued: u64) -> String {
+    let started = r.latency.start_lag.as_ref().map_or(0, |l| l.count);
+    if queued == 0 {
+        return "  start_lag: no connection waited for a free worker; the lag is the pacer's wake-up and the machine's".into();
+    }
+    format!(
+        "  start_lag: {queued} of {started} connections waited for a free worker (all {} in flight): queueing, which the figures from the scheduled start exist to show",
+        r.config.load.concurrency()
+    )
+}
+
+/// What lies between `connect` and the kernel's `handshake_rtt`, under the table.
+fn handshake_note(r: &Report) -> Option<String> {
+    let (c, k) = (&r.latency.connect, &r.latency.handshake_rtt);
+    if k.count == 0 {
+        return None;
+    }
+    let inside = if r.target_addr.ip().is_loopback() {
+        "; on loopback the server's half of the handshake runs inside connect(), in softirq"
+    } else {
+        ""
+    };
+    let retransmitted = match r.totals.syn_retransmitted {
+        0 => String::new(),
+        n => format!("; {n} connections had their SYN retransmitted"),
+    };
+    Some(format!(
+        "  connect - handshake_rtt = {} µs at p50: the syscalls' own work beside the SYN's round trip (local port, the SYN built and sent){inside}{retransmitted}",
+        us(c.p50_us - k.p50_us)
+    ))
 }
 
 /// How the established connections ended, as observed; `None` when none was.
@@ -394,6 +445,38 @@ mod tests {
         );
         assert!(text.contains("close client -> embedded server"), "{text}");
         assert!(!text.contains("farewell"), "none came: {text}");
+    }
+
+    #[test]
+    fn handshake_rtt_sits_under_connect_with_the_difference() {
+        let mut r = fixture::report();
+        let text = render(&r);
+        assert!(!text.contains("handshake_rtt"), "none measured: {text}");
+        let mut h = crate::stats::new_histogram();
+        for us in [4u64, 5, 6] {
+            h.record(us * 1000).unwrap();
+        }
+        r.latency.handshake_rtt = crate::report::PhaseStats::from_histogram(&h);
+        r.totals.syn_retransmitted = 2;
+        let text = render(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |name: &str| {
+            lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(name))
+                .unwrap()
+        };
+        assert_eq!(at("handshake_rtt"), at("connect") + 1, "{text}");
+        // connect p50 30 µs, handshake_rtt p50 5 µs.
+        assert!(
+            lines[at("connect - handshake_rtt")].contains("= 25.0 µs at p50"),
+            "{text}"
+        );
+        assert!(
+            text.contains("on loopback")
+                && text.contains("2 connections had their SYN retransmitted"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,16 @@ use crate::sockopt;
 /// How long a stopping server waits for connections still being served.
 const GRACE: Duration = Duration::from_secs(1);
 
+/// A connection is sampled for the accept wait when its client port's low bits under this
+/// mask are all zero (1 in 16 ports; the kernel's even ports make it 1 in 8 connections):
+/// the tracepoint's filter picks the same ones (`observe::accept_wait`).
+pub const ACCEPT_SAMPLE_MASK: u16 = 15;
+/// The most accepts a worker keeps for the accept wait.
+const MAX_ACCEPT_SAMPLES: usize = 100_000;
+
+/// A sampled accept: the client, and when accept() returned it to the server.
+pub type AcceptSample = (SocketAddr, Instant);
+
 /// A running echo server; [`EchoServer::stop`] ends it.
 pub struct EchoServer {
     addr: SocketAddr,
@@ -34,6 +44,10 @@ pub struct EchoServer {
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     counters: Vec<Arc<Counters>>,
+    /// Set by [`EchoServer::sample_accepts`]; read by every worker at each accept.
+    sampling: Arc<AtomicBool>,
+    /// Each worker's sampled accepts, handed over once when its accept loop ends.
+    samples: Arc<Mutex<Vec<AcceptSample>>>,
 }
 
 /// One worker's counters, on a cache line of their own; written by that worker only.
@@ -73,6 +87,11 @@ pub struct ServerTotals {
     /// Connections closed for sending more than --max-payload.
     pub over_limit: u64,
     pub accept_errors: u64,
+    /// How long connections waited in the accept queue: from the kernel's SYN_RECV ->
+    /// ESTABLISHED (the tracepoint, µs) to accept() returning, for the sampled ones. None
+    /// without root (tracefs) or with `--no-accept-wait`. Filled by `run`, not the server.
+    #[serde(default)]
+    pub accept_wait: Option<crate::report::PhaseStats>,
 }
 
 /// What every connection of one worker shares.
@@ -83,6 +102,10 @@ struct Worker {
     limit: Option<Arc<Semaphore>>,
     /// Read buffers reused across connections, so a connection allocates none.
     buffers: RefCell<Vec<Vec<u8>>>,
+    /// Whether to sample accepts (the server's [`EchoServer::sample_accepts`]).
+    sampling: Arc<AtomicBool>,
+    /// This worker's sampled accepts; moved to the server's once, at the end.
+    samples: RefCell<Vec<AcceptSample>>,
     /// The HTTP and RESP responders' buffers (requests not yet answered, answers to write),
     /// reused likewise.
     requests: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
@@ -120,11 +143,14 @@ impl EchoServer {
             shutdown,
             threads: Vec::new(),
             counters: Vec::new(),
+            sampling: Arc::new(AtomicBool::new(false)),
+            samples: Arc::new(Mutex::new(Vec::new())),
         };
         for (i, listener) in listeners.into_iter().enumerate() {
             let counters = Arc::new(Counters::default());
             server.counters.push(counters.clone());
             let (cfg, limit, watcher) = (cfg.clone(), limit.clone(), watcher.clone());
+            let (sampling, samples) = (server.sampling.clone(), server.samples.clone());
             let pin = cfg.pin;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -142,14 +168,20 @@ impl EchoServer {
                         counters,
                         limit,
                         buffers: RefCell::new(Vec::new()),
+                        sampling,
+                        samples: RefCell::new(Vec::new()),
                         requests: RefCell::new(Vec::new()),
                     });
-                    local.block_on(&rt, async move {
+                    local.block_on(&rt, async {
                         match TcpListener::from_std(listener.into()) {
-                            Ok(l) => accept_loop(l, worker, watcher).await,
+                            Ok(l) => accept_loop(l, worker.clone(), watcher).await,
                             Err(e) => eprintln!("tcpbench: server worker {i}: {e}"),
                         }
                     });
+                    let mine = worker.samples.take();
+                    if let Ok(mut all) = samples.lock() {
+                        all.extend(mine);
+                    }
                 })?;
             server.threads.push(thread);
         }
@@ -173,16 +205,29 @@ impl EchoServer {
             idle_timeouts: sum(|c| &c.idle_timeouts),
             over_limit: sum(|c| &c.over_limit),
             accept_errors: sum(|c| &c.accept_errors),
+            accept_wait: None,
         }
     }
 
+    /// From now on, note when accept() returned each connection whose client port has the
+    /// low bits of [`ACCEPT_SAMPLE_MASK`] clear; [`EchoServer::stop_sampled`] hands them over.
+    pub fn sample_accepts(&self) {
+        self.sampling.store(true, Relaxed);
+    }
+
     /// Stops accepting, gives connections in service a moment to finish, and joins the workers.
-    pub fn stop(mut self) -> ServerTotals {
+    pub fn stop(self) -> ServerTotals {
+        self.stop_sampled().0
+    }
+
+    /// Stops as [`EchoServer::stop`] does, and returns the sampled accepts too.
+    pub fn stop_sampled(mut self) -> (ServerTotals, Vec<AcceptSample>) {
         let _ = self.shutdown.send(true);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.totals()
+        let samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
+        (self.totals(), samples)
     }
 }
 
@@ -223,7 +268,14 @@ async fn accept_loop(
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                if worker.sampling.load(Relaxed) && peer.port() & ACCEPT_SAMPLE_MASK == 0 {
+                    let at = Instant::now();
+                    let mut samples = worker.samples.borrow_mut();
+                    if samples.len() < MAX_ACCEPT_SAMPLES {
+                        samples.push((peer, at));
+                    }
+                }
                 Counters::add(&worker.counters.accepted, 1);
                 Counters::add(&worker.counters.active, 1);
                 let worker = worker.clone();

@@ -65,11 +65,19 @@ impl Tracer {
     /// Starts tracing the state changes of sockets whose local or remote port is `port`.
     /// The error says why the tracepoint cannot be used here.
     pub fn start(port: u16) -> Result<Tracer, String> {
+        Tracer::start_filtered(format!(
+            "protocol == 6 && (sport == {port} || dport == {port})"
+        ))
+    }
+
+    /// Starts tracing the state changes the event filter `filter` passes (the tracepoint's
+    /// fields: `sport`, `dport`, `oldstate`, `newstate`, …; `!(dport & 15)` samples).
+    pub fn start_filtered(filter: String) -> Result<Tracer, String> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let keeper = std::thread::Builder::new()
             .name("tcpbench-tracefs".into())
-            .spawn(move || keep(port, ready_tx, stop_rx))
+            .spawn(move || keep(&filter, ready_tx, stop_rx))
             .map_err(|e| format!("cannot start the tracefs thread: {e}"))?;
         match ready_rx.recv() {
             Ok(Ok((pipe, instance))) => Ok(Tracer {
@@ -136,12 +144,16 @@ impl Drop for Tracer {
 }
 
 /// The keeper thread: sets the instance up, reports, waits for the stop, removes it.
-fn keep(port: u16, ready: mpsc::Sender<Result<(File, PathBuf), String>>, stop: mpsc::Receiver<()>) {
+fn keep(
+    filter: &str,
+    ready: mpsc::Sender<Result<(File, PathBuf), String>>,
+    stop: mpsc::Receiver<()>,
+) {
     let setup = || -> Result<(File, Instance), String> {
         let root = tracefs_root()?;
         remove_stale(&root);
         let inst = Instance::create(&root)?;
-        let pipe = inst.configure(port)?;
+        let pipe = inst.configure(filter)?;
         Ok((pipe, inst))
     };
     match setup() {
@@ -178,17 +190,14 @@ impl Instance {
     }
 
     /// Clock, filter, enable; returns the open trace_pipe.
-    fn configure(&self, port: u16) -> Result<File, String> {
+    fn configure(&self, filter: &str) -> Result<File, String> {
         let write = |file: &str, value: &str| {
             fs::write(self.path.join(file), value).map_err(|e| {
                 format!("cannot write {value:?} to {file} of the tracefs instance: {e}")
             })
         };
         write("trace_clock", "mono")?;
-        write(
-            &format!("{EVENT}/filter"),
-            &format!("protocol == 6 && (sport == {port} || dport == {port})"),
-        )?;
+        write(&format!("{EVENT}/filter"), filter)?;
         write(&format!("{EVENT}/enable"), "1")?;
         OpenOptions::new()
             .read(true)

@@ -278,10 +278,18 @@ fn counts(runs: &[Report]) -> Report {
     let mut out = first.clone();
     let all = |f: fn(&Report) -> &PhaseStats| merged(&runs.iter().map(f).collect::<Vec<_>>());
     out.latency.connect = all(|r| &r.latency.connect);
+    out.latency.handshake_rtt = all(|r| &r.latency.handshake_rtt);
     out.latency.echo = all(|r| &r.latency.echo);
     out.latency.close = all(|r| &r.latency.close);
     out.latency.total = all(|r| &r.latency.total);
     out.latency.failed = all(|r| &r.latency.failed);
+    if first.latency.start_lag.is_some() {
+        let lags: Vec<&PhaseStats> = runs
+            .iter()
+            .filter_map(|r| r.latency.start_lag.as_ref())
+            .collect();
+        out.latency.start_lag = Some(merged(&lags));
+    }
     if first.latency_from_schedule.is_some() {
         let sched: Vec<&ScheduledLatency> = runs
             .iter()
@@ -290,6 +298,7 @@ fn counts(runs: &[Report]) -> Report {
         out.latency_from_schedule = Some(ScheduledLatency {
             connect: merged(&sched.iter().map(|s| &s.connect).collect::<Vec<_>>()),
             total: merged(&sched.iter().map(|s| &s.total).collect::<Vec<_>>()),
+            queued: sched.iter().map(|s| s.queued).sum(),
         });
     }
     let sum = |f: fn(&Report) -> u64| runs.iter().map(f).sum::<u64>();
@@ -299,6 +308,7 @@ fn counts(runs: &[Report]) -> Report {
     out.totals.bytes_sent = sum(|r| r.totals.bytes_sent);
     out.totals.bytes_received = sum(|r| r.totals.bytes_received);
     out.totals.farewell_bytes = sum(|r| r.totals.farewell_bytes);
+    out.totals.syn_retransmitted = sum(|r| r.totals.syn_retransmitted);
     for r in runs.iter().skip(1) {
         out.totals.closes.merge(&r.totals.closes);
     }
@@ -333,6 +343,13 @@ fn counts(runs: &[Report]) -> Report {
             t.idle_timeouts += s.idle_timeouts;
             t.over_limit += s.over_limit;
             t.accept_errors += s.accept_errors;
+        }
+        let waits: Vec<&PhaseStats> = runs
+            .iter()
+            .filter_map(|r| r.server.as_ref()?.accept_wait.as_ref())
+            .collect();
+        if !waits.is_empty() {
+            t.accept_wait = Some(merged(&waits));
         }
         t
     });
