@@ -36,6 +36,7 @@ pub mod config;
 pub mod cpu;
 pub mod environment;
 pub mod failure;
+pub mod hdr;
 pub mod launch;
 pub mod load;
 pub mod matrix;

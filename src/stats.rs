@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
+use crate::hdr::Hdr;
 
 /// Largest value a histogram tracks: one hour, in ns. Larger values saturate.
 pub const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
@@ -218,6 +219,51 @@ pub struct Tick {
     pub t_ms: f64,
     pub succeeded: u64,
     pub failed: u64,
+}
+
+/// One phase's distribution: percentiles for people, `hdr` for tools.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PhaseStats {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// The histogram (values in ns), HdrHistogram compressed V2, base64.
+    pub hdr: Hdr,
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        PhaseStats::from_histogram(&crate::stats::new_histogram())
+    }
+}
+
+impl PhaseStats {
+    pub fn from_histogram(h: &Histogram<u64>) -> PhaseStats {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let q = |q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                us(h.value_at_quantile(q))
+            }
+        };
+        PhaseStats {
+            count: h.len(),
+            min_us: if h.is_empty() { 0.0 } else { us(h.min()) },
+            mean_us: h.mean() / 1000.0,
+            p50_us: q(0.50),
+            p90_us: q(0.90),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
+            hdr: Hdr(h.clone()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tcpbench::config::Target;
+use tcpbench::observe::tracefs::{Event, Tracer};
 use tcpbench::report::Report;
 use tcpbench::server::EchoServer;
 use tcpbench::trace::build::{RawSegment, flag};
 use tcpbench::trace::capture::Capture;
-use tcpbench::trace::tracefs::{Event, Tracer};
 
 const SYN_SENT: u8 = 2;
 const ESTABLISHED: u8 = 1;

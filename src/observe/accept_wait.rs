@@ -7,7 +7,7 @@
 //! ESTABLISHED as the handshake's last ACK is processed, right after the child is put on the
 //! accept queue and before the listener is woken. So the server notes when accept() returned
 //! each sampled connection ([`crate::server::EchoServer::sample_accepts`]), a private tracefs
-//! instance ([`crate::trace::tracefs`]) records those events for the same connections, and
+//! instance ([`crate::observe::tracefs`]) records those events for the same connections, and
 //! the wait is the difference, matched by the client's address.
 //!
 //! Sampled, to stay cheap: only clients whose port has the low bits of
@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::observe::tracefs::{Event, Tracer};
 use crate::server::{ACCEPT_SAMPLE_MASK, AcceptSample, EchoServer};
-use crate::trace::tracefs::{Event, Tracer};
 
 const SYN_RECV: u8 = 3;
 const ESTABLISHED: u8 = 1;

@@ -11,6 +11,8 @@ pub mod cpu;
 pub mod netns;
 pub mod sampler;
 pub mod sockdiag;
+#[cfg(target_os = "linux")]
+pub mod tracefs;
 
 use std::collections::BTreeMap;
 

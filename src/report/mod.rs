@@ -3,7 +3,7 @@
 
 mod build;
 pub mod figures;
-pub mod hdr;
+pub use crate::hdr;
 pub mod hgrm;
 pub mod html;
 pub mod json;
@@ -15,20 +15,20 @@ pub mod text;
 
 use std::net::SocketAddr;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::environment::Environment;
 use crate::failure::{ErrorKind, Phase};
+pub use crate::hdr::Hdr;
 use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
+pub use crate::stats::PhaseStats;
 use crate::stats::Tick;
 use crate::stats::{Closes, Metric};
 pub use build::Measured;
-pub use hdr::Hdr;
 
 /// The schema name written into every report; bump on incompatible changes.
 pub const SCHEMA: &str = "tcpbench.report.v1";
@@ -203,51 +203,6 @@ pub struct ScheduledLatency {
     /// all `--concurrency` workers were busy (queueing, what these figures exist to show).
     #[serde(default)]
     pub queued: u64,
-}
-
-/// One phase's distribution: percentiles for people, `hdr` for tools.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PhaseStats {
-    pub count: u64,
-    pub min_us: f64,
-    pub mean_us: f64,
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-    /// The histogram (values in ns), HdrHistogram compressed V2, base64.
-    pub hdr: Hdr,
-}
-
-impl Default for PhaseStats {
-    fn default() -> Self {
-        PhaseStats::from_histogram(&crate::stats::new_histogram())
-    }
-}
-
-impl PhaseStats {
-    pub fn from_histogram(h: &Histogram<u64>) -> PhaseStats {
-        let us = |ns: u64| ns as f64 / 1000.0;
-        let q = |q: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                us(h.value_at_quantile(q))
-            }
-        };
-        PhaseStats {
-            count: h.len(),
-            min_us: if h.is_empty() { 0.0 } else { us(h.min()) },
-            mean_us: h.mean() / 1000.0,
-            p50_us: q(0.50),
-            p90_us: q(0.90),
-            p99_us: q(0.99),
-            p999_us: q(0.999),
-            max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
-            hdr: Hdr(h.clone()),
-        }
-    }
 }
 
 impl Report {

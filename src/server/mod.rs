@@ -91,7 +91,7 @@ pub struct ServerTotals {
     /// ESTABLISHED (the tracepoint, µs) to accept() returning, for the sampled ones. None
     /// without root (tracefs) or with `--no-accept-wait`. Filled by `run`, not the server.
     #[serde(default)]
-    pub accept_wait: Option<crate::report::PhaseStats>,
+    pub accept_wait: Option<crate::stats::PhaseStats>,
 }
 
 /// What every connection of one worker shares.

@@ -5,7 +5,7 @@
 //!
 //! - [`capture`] (Linux): an AF_PACKET socket on lo with a BPF filter on the traced port,
 //!   kernel timestamps, headers parsed with etherparse.
-//! - [`tracefs`] (Linux): the tracepoint `sock:inet_sock_set_state` through a private
+//! - [`crate::observe::tracefs`] (Linux): the tracepoint `sock:inet_sock_set_state` through a private
 //!   tracefs instance; [`states`] (Linux): sock_diag for the 4-tuple — TIME_WAIT and its
 //!   timer, and polling in a tight loop where tracefs is not available.
 //! - [`build`] turns what was observed into a [`Trace`] ([`model`]), and [`checks`] gives
@@ -26,8 +26,6 @@ pub mod capture;
 mod run;
 #[cfg(target_os = "linux")]
 pub mod states;
-#[cfg(target_os = "linux")]
-pub mod tracefs;
 
 use std::net::SocketAddr;
 

@@ -9,12 +9,12 @@ use super::build::{self, Isn, Observation, RawSegment, RawState, RawTimeWait};
 use super::capture::{Capture, mono_ns};
 use super::model::{Observed, Side, StateSource, Trace, tcp_state};
 use super::states::{Diag, DiagSocket, Poller, Seen};
-use super::tracefs::{Event, Tracer};
 use super::{TraceError, TraceOptions};
 use crate::config::{RunConfig, Target, is_local};
 use crate::failure::Failure;
 use crate::load::conn::{self, PortCycle, Scratch};
 use crate::load::proto::Protocol;
+use crate::observe::tracefs::{Event, Tracer};
 use crate::server::EchoServer;
 
 /// How long a connection may take to settle after `conn::run` returned.
