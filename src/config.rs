@@ -92,6 +92,17 @@ pub struct ServerConfig {
     /// Wait this long before echoing each read: a slow application.
     #[serde(default, with = "opt_secs")]
     pub echo_delay: Option<Duration>,
+    /// TCP_FASTOPEN on the listener: this many pending Fast Open requests (data in the SYN
+    /// accepted before the handshake ends); `None`: Fast Open off.
+    #[serde(default)]
+    pub fastopen: Option<u32>,
+    /// TCP_DEFER_ACCEPT: a connection is queued for accept() only once data (or a FIN)
+    /// arrives, or after about this long.
+    #[serde(default, with = "opt_secs")]
+    pub defer_accept: Option<Duration>,
+    /// TCP_QUICKACK after each read: ACK at once instead of delaying the ACK.
+    #[serde(default)]
+    pub quickack: bool,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +124,9 @@ impl Default for ServerConfig {
             max_payload: None,
             accept_delay: None,
             echo_delay: None,
+            fastopen: None,
+            defer_accept: None,
+            quickack: false,
         }
     }
 }
@@ -191,6 +205,12 @@ pub struct ClientSocket {
     pub connect_timeout: Duration,
     #[serde(with = "secs")]
     pub io_timeout: Duration,
+    /// TCP_FASTOPEN_CONNECT: the first request rides in the SYN once a cookie is cached.
+    #[serde(default)]
+    pub fastopen: bool,
+    /// TCP_SYNCNT: SYN retransmits before connect() gives up; `None`: net.ipv4.tcp_syn_retries.
+    #[serde(default)]
+    pub syn_retries: Option<u8>,
 }
 
 /// Everything `run` needs, validated.

@@ -22,6 +22,11 @@ fn linger_secs(secs: Option<u32>) -> Option<Duration> {
     secs.map(|s| Duration::from_secs(s.into()))
 }
 
+/// TCP_DEFER_ACCEPT 0 is the option off.
+fn defer_secs(secs: Option<u32>) -> Option<Duration> {
+    linger_secs(secs).filter(|d| !d.is_zero())
+}
+
 impl ServerConfig {
     /// `tcpbench serve`'s flags, validated.
     pub fn from_serve_args(a: &ServeArgs) -> Result<Self, UsageError> {
@@ -42,6 +47,9 @@ impl ServerConfig {
             max_payload: a.max_payload,
             accept_delay: a.accept_delay.filter(|d| !d.is_zero()),
             echo_delay: a.echo_delay.filter(|d| !d.is_zero()),
+            fastopen: a.fastopen,
+            defer_accept: defer_secs(a.defer_accept),
+            quickack: a.quickack,
         };
         cfg.validate("")?;
         Ok(cfg)
@@ -71,6 +79,11 @@ impl ServerConfig {
         if self.close == ServerClose::Rst && self.linger.is_some_and(|l| !l.is_zero()) {
             return usage(format!(
                 "--{prefix}close rst already closes with SO_LINGER 0; drop --{prefix}linger"
+            ));
+        }
+        if self.fastopen == Some(0) {
+            return usage(format!(
+                "--{prefix}fastopen 0 queues no Fast Open request; give a queue length such as 64, or drop it"
             ));
         }
         if self.close == ServerClose::Wait && self.close_after.is_some() {
@@ -111,7 +124,7 @@ impl RunConfig {
             pin,
             max_errors: a.max_errors,
             isolate: a.isolate,
-            sysctls: a.sysctl.clone(),
+            sysctls: sysctls(a),
             sample_interval: a.sample_interval,
             drain: a.drain,
             start_at: a.start_at,
@@ -156,6 +169,9 @@ impl RunConfig {
             nodelay: s.server_nodelay,
             accept_delay: s.server_accept_delay.filter(|d| !d.is_zero()),
             echo_delay: s.server_echo_delay.filter(|d| !d.is_zero()),
+            fastopen: s.server_fastopen,
+            defer_accept: defer_secs(s.server_defer_accept),
+            quickack: s.server_quickack,
             ..defaults
         };
         cfg.validate("server-")?;
@@ -308,6 +324,14 @@ fn check_exchange(a: &RunArgs) -> Result<(), UsageError> {
     if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
         return usage("--close rst already closes with SO_LINGER 0; drop --linger");
     }
+    if a.fastopen && a.requests == 0 {
+        return usage(
+            "--fastopen sends the first request in the SYN, and --requests 0 has none (no packet would leave); give --requests 1 or more",
+        );
+    }
+    if a.syn_retries.is_some_and(|n| !(1..=127).contains(&n)) {
+        return usage("--syn-retries must be from 1 to 127 (TCP_SYNCNT)");
+    }
     Ok(())
 }
 
@@ -328,6 +352,19 @@ fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
     }
     Ok(())
 }
+
+/// `--sysctl`, and under `--isolate` what the Fast Open flags need: net.ipv4.tcp_fastopen=3
+/// (client and server on) unless given.
+fn sysctls(a: &RunArgs) -> Vec<(String, String)> {
+    let mut all = a.sysctl.clone();
+    let wants = a.fastopen || a.server.server_fastopen.is_some();
+    if a.isolate && wants && !all.iter().any(|(n, _)| n == FASTOPEN_SYSCTL) {
+        all.push((FASTOPEN_SYSCTL.into(), "3".into()));
+    }
+    all
+}
+
+const FASTOPEN_SYSCTL: &str = "net.ipv4.tcp_fastopen";
 
 /// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded one.
 fn target(a: &RunArgs, threads: usize, pin: bool) -> Result<Target, UsageError> {
@@ -393,6 +430,8 @@ fn client_socket(a: &RunArgs, target: &Target) -> Result<ClientSocket, UsageErro
         ports,
         connect_timeout: a.connect_timeout,
         io_timeout: a.io_timeout,
+        fastopen: a.fastopen,
+        syn_retries: a.syn_retries,
     })
 }
 

@@ -76,6 +76,9 @@ async fn echo(stream: &TcpStream, w: &Worker, buf: &mut [u8]) -> End {
             Err(e) => return failed(w, &e),
         };
         Counters::add(&w.counters.bytes_in, n as u64);
+        if cfg.quickack {
+            let _ = sockopt::quickack(stream);
+        }
         if let Some(delay) = cfg.echo_delay {
             tokio::time::sleep(delay).await;
         }
