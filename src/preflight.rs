@@ -262,7 +262,11 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
 /// cookies, 0x400 client without) means for a run that asks for Fast Open: a one-line hint
 /// when a side it asks for is off, naming the value and the fix; none when it is on or not
 /// asked for.
-pub fn fastopen_hint(client: bool, server: bool, sysctl: &BTreeMap<String, String>) -> Option<String> {
+pub fn fastopen_hint(
+    client: bool,
+    server: bool,
+    sysctl: &BTreeMap<String, String>,
+) -> Option<String> {
     if !client && !server {
         return None;
     }
@@ -275,7 +279,10 @@ pub fn fastopen_hint(client: bool, server: bool, sysctl: &BTreeMap<String, Strin
     )?;
     let missing: Vec<&str> = [
         (client && value & 1 == 0, "client (bit 1, --fastopen)"),
-        (server && value & 2 == 0, "server (bit 2, --server-fastopen)"),
+        (
+            server && value & 2 == 0,
+            "server (bit 2, --server-fastopen)",
+        ),
     ]
     .into_iter()
     .filter_map(|(off, side)| off.then_some(side))
@@ -430,10 +437,16 @@ mod tests {
         assert_eq!(fastopen_hint(true, true, &with("3")), None);
         assert_eq!(fastopen_hint(true, false, &with("1")), None);
         let h = fastopen_hint(true, true, &with("1")).unwrap();
-        assert!(h.contains("is 1 (client side only") && h.contains("server (bit 2"), "{h}");
+        assert!(
+            h.contains("is 1 (client side only") && h.contains("server (bit 2"),
+            "{h}"
+        );
         assert!(!h.contains("client (bit 1"), "{h}");
         let h = fastopen_hint(true, false, &with("0")).unwrap();
-        assert!(h.contains("Fast Open off") && h.contains("--isolate"), "{h}");
+        assert!(
+            h.contains("Fast Open off") && h.contains("--isolate"),
+            "{h}"
+        );
         assert_eq!(fastopen_hint(false, true, &with("0x603")), None);
     }
 

@@ -486,6 +486,16 @@ impl RunConfig {
         a.requests = t.requests;
         a.conns = Some(u64::from(t.conns));
         a.concurrency = 1;
+        a.isolate = t.isolate;
+        a.fastopen = t.fastopen;
+        if t.target.is_none() {
+            a.server.server_fastopen = t.fastopen.then_some(64);
+            a.server.server_quickack = t.server_quickack;
+        } else if t.server_quickack {
+            return usage(
+                "--server-quickack configures the embedded server; drop it or drop --target",
+            );
+        }
         RunConfig::from_args(&a)
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// The counters a report shows, by their /proc names (the `Tcp`/`TcpExt` prefix dropped).
-pub const REPORTED: [&str; 24] = [
+pub const REPORTED: [&str; 25] = [
     "ActiveOpens",
     "PassiveOpens",
     "AttemptFails",
@@ -28,6 +28,7 @@ pub const REPORTED: [&str; 24] = [
     "TCPFastOpenPassiveFail",
     "TCPFastOpenCookieReqd",
     "TCPDeferAcceptDrop",
+    "DelayedACKs",
 ];
 
 /// Every `Tcp:` and `TcpExt:` counter at one instant.

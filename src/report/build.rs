@@ -183,8 +183,16 @@ impl Report {
         let (n, from) = match self.config.socket.syn_retries {
             Some(n) => (u32::from(n), format!("--syn-retries {n}")),
             None => {
-                let n = self.kernel.sysctl.get("net.ipv4.tcp_syn_retries")?.parse().ok()?;
-                (n, format!("net.ipv4.tcp_syn_retries={n}; --syn-retries N sets it per run"))
+                let n = self
+                    .kernel
+                    .sysctl
+                    .get("net.ipv4.tcp_syn_retries")?
+                    .parse()
+                    .ok()?;
+                (
+                    n,
+                    format!("net.ipv4.tcp_syn_retries={n}; --syn-retries N sets it per run"),
+                )
             }
         };
         Some(format!(
