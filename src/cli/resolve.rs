@@ -154,7 +154,11 @@ impl RunConfig {
         }
         let defaults = ServerConfig::default();
         let cfg = ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: if a.ipv6 {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+            } else {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            },
             backlog: s.server_backlog.unwrap_or(defaults.backlog),
             reuseaddr: !s.server_no_reuseaddr,
             reuseport: !s.server_no_reuseport,
@@ -377,6 +381,10 @@ fn target(a: &RunArgs, threads: usize, pin: bool) -> Result<Target, UsageError> 
         ));
     }
     match a.target {
+        Some(t) if a.ipv6 => usage(format!(
+            "-6 puts the embedded server on [::1]; with --target {t} drop -6 and give the address to use, e.g. [::1]:{}",
+            t.port()
+        )),
         Some(_) if a.server.any_given() => {
             usage("--server-* options configure the embedded server; drop them or drop --target")
         }

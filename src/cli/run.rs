@@ -17,6 +17,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
+    /// IPv6: the embedded server listens on [::1] instead of 127.0.0.1.
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
+
     /// Connections to measure [default: 10000, or unbounded when --duration is given].
     #[arg(long, short = 'n', value_name = "N", value_parser = parse::count)]
     pub conns: Option<u64>,
