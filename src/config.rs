@@ -112,6 +112,18 @@ pub struct ServerConfig {
     /// What the server answers: echo, or the minimal HTTP or RESP responder.
     #[serde(default)]
     pub protocol: ServerProtocol,
+    /// TCP_FASTOPEN on the listener: this many pending Fast Open requests (data in the SYN
+    /// accepted before the handshake ends); `None`: Fast Open off.
+    #[serde(default)]
+    pub fastopen: Option<u32>,
+    /// TCP_DEFER_ACCEPT: a connection is queued for accept() only once data (or a FIN)
+    /// arrives, or after about this long.
+    #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
+    pub defer_accept: Option<Duration>,
+    /// TCP_QUICKACK after each read: ACK at once instead of delaying the ACK.
+    #[serde(default)]
+    pub quickack: bool,
 }
 
 impl Default for ServerConfig {
@@ -134,6 +146,9 @@ impl Default for ServerConfig {
             accept_delay: None,
             echo_delay: None,
             protocol: ServerProtocol::Echo,
+            fastopen: None,
+            defer_accept: None,
+            quickack: false,
         }
     }
 }
@@ -226,6 +241,12 @@ pub struct ClientSocket {
     /// SYN retransmissions (`--no-tcp-info` turns it off). Reports from before it have none.
     #[serde(default)]
     pub tcp_info: bool,
+    /// TCP_FASTOPEN_CONNECT: the first request rides in the SYN once a cookie is cached.
+    #[serde(default)]
+    pub fastopen: bool,
+    /// TCP_SYNCNT: SYN retransmits before connect() gives up; `None`: net.ipv4.tcp_syn_retries.
+    #[serde(default)]
+    pub syn_retries: Option<u8>,
 }
 
 /// Everything `run` needs, validated.

@@ -203,15 +203,22 @@ pub fn run_with(
     ))
 }
 
-/// The preflight's port hints, from the sysctls of the namespace the run is in.
+/// The preflight's port and Fast Open hints, from the sysctls of the namespace the run is in.
 fn port_hints(cfg: &RunConfig) -> Vec<String> {
-    let target = match &cfg.target {
-        Target::Embedded(s) => s.listen.ip(),
-        Target::External(a) => a.ip(),
+    let (target, server_fastopen) = match &cfg.target {
+        Target::Embedded(s) => (s.listen.ip(), s.fastopen.is_some()),
+        Target::External(a) => (a.ip(), false),
     };
-    preflight::PortSettings::from_sysctls(&observe::sysctls())
+    let sysctl = observe::sysctls();
+    let mut hints = preflight::PortSettings::from_sysctls(&sysctl)
         .map(|s| preflight::port_hints(cfg, target, &s))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    hints.extend(preflight::fastopen_hint(
+        cfg.socket.fastopen,
+        server_fastopen,
+        &sysctl,
+    ));
+    hints
 }
 
 /// Runs `cfg` `repeat` times, each against a fresh embedded server (a new port, so one

@@ -260,6 +260,50 @@ pub fn port_hints(cfg: &RunConfig, target: IpAddr, s: &PortSettings) -> Vec<Stri
     hints
 }
 
+/// What net.ipv4.tcp_fastopen (a bit mask: 1 client, 2 server, 0x200 server without
+/// cookies, 0x400 client without) means for a run that asks for Fast Open: a one-line hint
+/// when a side it asks for is off, naming the value and the fix; none when it is on or not
+/// asked for.
+pub fn fastopen_hint(
+    client: bool,
+    server: bool,
+    sysctl: &BTreeMap<String, String>,
+) -> Option<String> {
+    if !client && !server {
+        return None;
+    }
+    let Some(raw) = sysctl.get("net.ipv4.tcp_fastopen") else {
+        return Some("this kernel has no net.ipv4.tcp_fastopen: Fast Open is unavailable".into());
+    };
+    let value = raw.trim().strip_prefix("0x").map_or_else(
+        || raw.trim().parse::<u32>().ok(),
+        |hex| u32::from_str_radix(hex, 16).ok(),
+    )?;
+    let missing: Vec<&str> = [
+        (client && value & 1 == 0, "client (bit 1, --fastopen)"),
+        (
+            server && value & 2 == 0,
+            "server (bit 2, --server-fastopen)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(off, side)| off.then_some(side))
+    .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let means = match value & 3 {
+        0 => "Fast Open off",
+        1 => "client side only, the kernel's default",
+        2 => "server side only",
+        _ => unreachable!("both bits set leave nothing missing"),
+    };
+    Some(format!(
+        "net.ipv4.tcp_fastopen is {raw} ({means}): the {} side of Fast Open stays off and connections use a plain handshake; use --isolate (which sets it to 3 for the run) or set it to 3 on the host",
+        missing.join(" and the ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +430,26 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn fastopen_hint_names_the_side_that_is_off() {
+        let with = |v: &str| BTreeMap::from([("net.ipv4.tcp_fastopen".to_string(), v.to_string())]);
+        assert_eq!(fastopen_hint(false, false, &with("0")), None);
+        assert_eq!(fastopen_hint(true, true, &with("3")), None);
+        assert_eq!(fastopen_hint(true, false, &with("1")), None);
+        let h = fastopen_hint(true, true, &with("1")).unwrap();
+        assert!(
+            h.contains("is 1 (client side only") && h.contains("server (bit 2"),
+            "{h}"
+        );
+        assert!(!h.contains("client (bit 1"), "{h}");
+        let h = fastopen_hint(true, false, &with("0")).unwrap();
+        assert!(
+            h.contains("Fast Open off") && h.contains("--isolate"),
+            "{h}"
+        );
+        assert_eq!(fastopen_hint(false, true, &with("0x603")), None);
     }
 
     #[test]

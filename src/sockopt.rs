@@ -11,6 +11,18 @@
 //!   (`tcpi_total_retrans`, no data having been sent yet): see [`handshake_info`].
 //! - IP_BIND_ADDRESS_NO_PORT (Linux ≥ 4.2) lets a socket bound to a source address pick its
 //!   port at connect() time, per 4-tuple, instead of at bind() time from a range shared by all.
+//! - TCP_FASTOPEN_CONNECT (Linux ≥ 4.11) keeps connect() + write(): with a cached cookie,
+//!   connect() returns 0 at once without sending anything and the first write() sends the
+//!   SYN with the data; without one, the connect is an ordinary one whose SYN asks for a
+//!   cookie. A socket that never writes never sends its SYN. Both sides need
+//!   net.ipv4.tcp_fastopen (bit 1 client, bit 2 server; per network namespace).
+//! - TCP_DEFER_ACCEPT makes the listener drop the handshake's bare final ACK
+//!   (TCPDeferAcceptDrop) and queue the connection only when data or a FIN arrives; after
+//!   about the given seconds (counted in SYN+ACK retransmits) the connection is accepted anyway.
+//! - TCP_QUICKACK is not permanent: the kernel falls back to delayed ACKs on its own, so it
+//!   is set again after each read.
+//! - TCP_SYNCNT bounds the SYN retransmits of one connect(), overriding
+//!   net.ipv4.tcp_syn_retries for that socket.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +54,12 @@ pub fn client_socket(target: &SocketAddr, opts: &ClientSocket, local: Local) -> 
     }
     if opts.linger.is_some() {
         sock.set_linger(opts.linger)?;
+    }
+    if opts.fastopen {
+        set_int(&sock, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, 1)?;
+    }
+    if let Some(n) = opts.syn_retries {
+        set_int(&sock, libc::IPPROTO_TCP, libc::TCP_SYNCNT, n.into())?;
     }
     let any = || match target {
         SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
@@ -78,6 +96,14 @@ pub fn listener(cfg: &ServerConfig) -> io::Result<Socket> {
         sock.set_reuse_port(true)?;
     }
     sock.bind(&cfg.listen.into())?;
+    if let Some(qlen) = cfg.fastopen {
+        let qlen = libc::c_int::try_from(qlen).unwrap_or(libc::c_int::MAX);
+        set_int(&sock, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, qlen)?;
+    }
+    if let Some(d) = cfg.defer_accept {
+        let secs = libc::c_int::try_from(d.as_secs()).unwrap_or(libc::c_int::MAX);
+        set_int(&sock, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
+    }
     sock.listen(i32::try_from(cfg.backlog).unwrap_or(i32::MAX))?;
     Ok(sock)
 }
@@ -92,6 +118,13 @@ pub fn accepted(stream: &tokio::net::TcpStream, cfg: &ServerConfig) -> io::Resul
         sock.set_linger(cfg.linger)?;
     }
     Ok(())
+}
+
+/// TCP_QUICKACK on: the ACK for what was just read goes out at once. The kernel turns it
+/// off again by itself, so the server sets it after every read.
+pub fn quickack(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    let sock = SockRef::from(stream);
+    set_int(&sock, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1)
 }
 
 /// SO_LINGER 0: the next close sends an RST and leaves no TIME_WAIT.
@@ -161,9 +194,13 @@ pub fn handshake_info(_sock: &impl std::os::fd::AsRawFd) -> io::Result<Handshake
 }
 
 fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: IP_BIND_ADDRESS_NO_PORT takes an int.
-    unsafe { setsockopt(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one) }
+    set_int(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
+}
+
+/// An option whose value is an int: IP_BIND_ADDRESS_NO_PORT and the TCP_* ones here.
+fn set_int(sock: &Socket, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: every caller passes an option that takes an int.
+    unsafe { setsockopt(sock, level, name, &v) }
 }
 
 /// setsockopt(2) for the options socket2 does not have.

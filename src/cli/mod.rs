@@ -99,6 +99,16 @@ pub struct TraceArgs {
     #[arg(long)]
     pub isolate: bool,
 
+    /// TCP Fast Open on the client (as `run --fastopen`) and, when embedded, on the server's
+    /// listener: trace 2 connections to see the first ask for a cookie and the second carry
+    /// its request in the SYN (with --isolate, net.ipv4.tcp_fastopen is set to 3).
+    #[arg(long)]
+    pub fastopen: bool,
+
+    /// TCP_QUICKACK after each read on the embedded server (as `run --server-quickack`).
+    #[arg(long)]
+    pub server_quickack: bool,
+
     /// Write the traces (segments, states, checks) as JSON.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

@@ -24,6 +24,11 @@ fn linger_secs(secs: Option<u32>) -> Option<Duration> {
     secs.map(|s| Duration::from_secs(s.into()))
 }
 
+/// TCP_DEFER_ACCEPT 0 is the option off.
+fn defer_secs(secs: Option<u32>) -> Option<Duration> {
+    linger_secs(secs).filter(|d| !d.is_zero())
+}
+
 impl ServerConfig {
     /// `tcpbench serve`'s flags, validated.
     pub fn from_serve_args(a: &ServeArgs) -> Result<Self, UsageError> {
@@ -45,6 +50,9 @@ impl ServerConfig {
             accept_delay: a.accept_delay.filter(|d| !d.is_zero()),
             echo_delay: a.echo_delay.filter(|d| !d.is_zero()),
             protocol: a.protocol,
+            fastopen: a.fastopen,
+            defer_accept: defer_secs(a.defer_accept),
+            quickack: a.quickack,
         };
         cfg.validate("")?;
         Ok(cfg)
@@ -74,6 +82,11 @@ impl ServerConfig {
         if self.close == ServerClose::Rst && self.linger.is_some_and(|l| !l.is_zero()) {
             return usage(format!(
                 "--{prefix}close rst already closes with SO_LINGER 0; drop --{prefix}linger"
+            ));
+        }
+        if self.fastopen == Some(0) {
+            return usage(format!(
+                "--{prefix}fastopen 0 queues no Fast Open request; give a queue length such as 64, or drop it"
             ));
         }
         if self.close == ServerClose::Wait && self.close_after.is_some() {
@@ -118,7 +131,7 @@ impl RunConfig {
             max_errors: a.max_errors,
             isolate: a.isolate,
             accept_wait: !a.no_accept_wait,
-            sysctls: a.sysctl.clone(),
+            sysctls: sysctls(a),
             sample_interval: a.sample_interval,
             drain: a.drain,
             start_at: a.start_at,
@@ -167,7 +180,11 @@ impl RunConfig {
         };
         let defaults = ServerConfig::default();
         let cfg = ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: if a.ipv6 {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+            } else {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            },
             backlog: s.server_backlog.unwrap_or(defaults.backlog),
             reuseaddr: !s.server_no_reuseaddr,
             reuseport: !s.server_no_reuseport,
@@ -181,6 +198,9 @@ impl RunConfig {
             accept_delay: s.server_accept_delay.filter(|d| !d.is_zero()),
             echo_delay: s.server_echo_delay.filter(|d| !d.is_zero()),
             protocol: answers,
+            fastopen: s.server_fastopen,
+            defer_accept: defer_secs(s.server_defer_accept),
+            quickack: s.server_quickack,
             ..defaults
         };
         cfg.validate("server-")?;
@@ -421,6 +441,14 @@ fn check_exchange(a: &RunArgs, protocol: &ProtocolConfig) -> Result<(), UsageErr
     if a.close == CloseMode::Rst && a.linger.is_some_and(|l| l > 0) {
         return usage("--close rst already closes with SO_LINGER 0; drop --linger");
     }
+    if a.fastopen && a.requests == 0 {
+        return usage(
+            "--fastopen sends the first request in the SYN, and --requests 0 has none (no packet would leave); give --requests 1 or more",
+        );
+    }
+    if a.syn_retries.is_some_and(|n| !(1..=127).contains(&n)) {
+        return usage("--syn-retries must be from 1 to 127 (TCP_SYNCNT)");
+    }
     Ok(())
 }
 
@@ -442,6 +470,19 @@ fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// `--sysctl`, and under `--isolate` what the Fast Open flags need: net.ipv4.tcp_fastopen=3
+/// (client and server on) unless given.
+fn sysctls(a: &RunArgs) -> Vec<(String, String)> {
+    let mut all = a.sysctl.clone();
+    let wants = a.fastopen || a.server.server_fastopen.is_some();
+    if a.isolate && wants && !all.iter().any(|(n, _)| n == FASTOPEN_SYSCTL) {
+        all.push((FASTOPEN_SYSCTL.into(), "3".into()));
+    }
+    all
+}
+
+const FASTOPEN_SYSCTL: &str = "net.ipv4.tcp_fastopen";
+
 /// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded one.
 fn target(
     a: &RunArgs,
@@ -458,6 +499,10 @@ fn target(
         ));
     }
     match a.target {
+        Some(t) if a.ipv6 => usage(format!(
+            "-6 puts the embedded server on [::1]; with --target {t} drop -6 and give the address to use, e.g. [::1]:{}",
+            t.port()
+        )),
         Some(_) if a.server.any_given() => {
             usage("--server-* options configure the embedded server; drop them or drop --target")
         }
@@ -512,6 +557,8 @@ fn client_socket(a: &RunArgs, target: &Target) -> Result<ClientSocket, UsageErro
         connect_timeout: a.connect_timeout,
         io_timeout: a.io_timeout,
         tcp_info: !a.no_tcp_info,
+        fastopen: a.fastopen,
+        syn_retries: a.syn_retries,
     })
 }
 
@@ -579,6 +626,16 @@ impl RunConfig {
         a.conns = Some(u64::from(t.conns));
         a.proto = t.proto.clone();
         a.concurrency = 1;
+        a.isolate = t.isolate;
+        a.fastopen = t.fastopen;
+        if t.target.is_none() {
+            a.server.server_fastopen = t.fastopen.then_some(64);
+            a.server.server_quickack = t.server_quickack;
+        } else if t.server_quickack {
+            return usage(
+                "--server-quickack configures the embedded server; drop it or drop --target",
+            );
+        }
         RunConfig::from_args(&a)
     }
 }

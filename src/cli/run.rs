@@ -18,6 +18,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
+    /// IPv6: the embedded server listens on `[::1]` instead of 127.0.0.1.
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
+
     /// Connections to measure [default: 10000, or unbounded when --duration is given].
     #[arg(long, short = 'n', value_name = "N", value_parser = parse::count)]
     pub conns: Option<u64>,
@@ -85,6 +89,17 @@ pub struct RunArgs {
     /// --bench tcp_info`): no handshake_rtt, no count of retransmitted SYNs.
     #[arg(long)]
     pub no_tcp_info: bool,
+
+    /// TCP Fast Open (TCP_FASTOPEN_CONNECT): once the server gave this host a cookie, the
+    /// first request rides in the SYN and connect() returns before any packet is sent (the
+    /// handshake's round trip then shows in the first echo).
+    #[arg(long)]
+    pub fastopen: bool,
+
+    /// SYN retransmits before connect() gives up with ETIMEDOUT (TCP_SYNCNT, 1-127)
+    /// [default: net.ipv4.tcp_syn_retries].
+    #[arg(long, value_name = "N")]
+    pub syn_retries: Option<u8>,
 
     /// Give up on a handshake after this long (counted as connect_timeout).
     #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "10s")]
@@ -341,6 +356,20 @@ pub struct EmbeddedServerArgs {
     /// The server waits this long before echoing each read (a slow application).
     #[arg(long, value_name = "D", value_parser = parse::duration)]
     pub server_echo_delay: Option<Duration>,
+
+    /// TCP Fast Open on the server's listener (TCP_FASTOPEN), with this many pending
+    /// requests at most (e.g. 64).
+    #[arg(long, value_name = "QLEN")]
+    pub server_fastopen: Option<u32>,
+
+    /// TCP_DEFER_ACCEPT: the server is woken for a connection only when its data (or FIN)
+    /// arrives, waiting about this many seconds for it.
+    #[arg(long, value_name = "SECS")]
+    pub server_defer_accept: Option<u32>,
+
+    /// TCP_QUICKACK after each read on the server: ACK at once, not delayed.
+    #[arg(long)]
+    pub server_quickack: bool,
 }
 
 impl EmbeddedServerArgs {
@@ -358,5 +387,8 @@ impl EmbeddedServerArgs {
             || self.server_farewell.is_some()
             || self.server_accept_delay.is_some()
             || self.server_echo_delay.is_some()
+            || self.server_fastopen.is_some()
+            || self.server_defer_accept.is_some()
+            || self.server_quickack
     }
 }

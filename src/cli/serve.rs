@@ -89,6 +89,19 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = ServerProtocol::Echo)]
     pub protocol: ServerProtocol,
 
+    /// TCP Fast Open on the listener (TCP_FASTOPEN), with this many pending requests at most.
+    #[arg(long, value_name = "QLEN")]
+    pub fastopen: Option<u32>,
+
+    /// TCP_DEFER_ACCEPT: wake for a connection only when its data (or FIN) arrives, waiting
+    /// about this many seconds for it.
+    #[arg(long, value_name = "SECS")]
+    pub defer_accept: Option<u32>,
+
+    /// TCP_QUICKACK after each read: ACK at once, not delayed.
+    #[arg(long)]
+    pub quickack: bool,
+
     /// Stop by itself after this long.
     #[arg(long, short = 'd', value_name = "D", value_parser = parse::duration)]
     pub duration: Option<Duration>,

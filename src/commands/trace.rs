@@ -11,7 +11,7 @@ pub fn trace(args: &TraceArgs) -> anyhow::Result<u8> {
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--svg", Format::Svg, args.svg.as_deref())?;
     if args.isolate {
-        crate::isolate(&[])?;
+        crate::isolate(&cfg.sysctls)?;
     }
     let opts = trace::TraceOptions {
         conns: args.conns,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// The counters a report shows, by their /proc names (the `Tcp`/`TcpExt` prefix dropped).
-pub const REPORTED: [&str; 16] = [
+pub const REPORTED: [&str; 25] = [
     "ActiveOpens",
     "PassiveOpens",
     "AttemptFails",
@@ -20,6 +20,15 @@ pub const REPORTED: [&str; 16] = [
     "TCPAbortOnData",
     "TCPSynRetrans",
     "SyncookiesSent",
+    "SyncookiesRecv",
+    "SyncookiesFailed",
+    "TCPFastOpenActive",
+    "TCPFastOpenActiveFail",
+    "TCPFastOpenPassive",
+    "TCPFastOpenPassiveFail",
+    "TCPFastOpenCookieReqd",
+    "TCPDeferAcceptDrop",
+    "DelayedACKs",
 ];
 
 /// Every `Tcp:` and `TcpExt:` counter at one instant.

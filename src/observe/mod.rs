@@ -31,7 +31,7 @@ pub struct Kernel {
 }
 
 /// The sysctls a report records, by name.
-pub const SYSCTLS: [&str; 11] = [
+pub const SYSCTLS: [&str; 12] = [
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_fin_timeout",
     "net.ipv4.ip_local_port_range",
@@ -42,6 +42,7 @@ pub const SYSCTLS: [&str; 11] = [
     "net.ipv4.tcp_syn_retries",
     "net.ipv4.tcp_syn_linear_timeouts",
     "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_fastopen",
     "net.core.somaxconn",
 ];
 

@@ -173,11 +173,75 @@ impl Report {
                 _ => "at 1 s, 3 s, 7 s, 15 s…".to_string(),
             };
             w.push(format!(
-                "connect latency reached {:.1} s: dropped SYNs were retransmitted ({ladder}); look at ListenOverflows and the server's backlog",
-                connect.max_us / 1e6
+                "connect latency reached {:.1} s: dropped SYNs were retransmitted ({ladder}){}; look at ListenOverflows and the server's backlog",
+                connect.max_us / 1e6,
+                self.syn_give_up().map_or(String::new(), |g| format!(", {g}"))
+            ));
+        }
+        // connect() itself gave up (ETIMEDOUT from the kernel, not --connect-timeout).
+        let gave_up: u64 = self
+            .errors
+            .iter()
+            .filter(|e| e.phase == Phase::Connect && e.errno.as_deref() == Some("ETIMEDOUT"))
+            .map(|e| e.count)
+            .sum();
+        if gave_up > 0 {
+            w.push(format!(
+                "{gave_up} connects got no answer to their SYNs and the kernel gave up (ETIMEDOUT){}; look at ListenOverflows and the server's backlog",
+                self.syn_give_up().map_or(String::new(), |g| format!(": {g}"))
             ));
         }
         self.warnings = w;
         self
+    }
+
+    /// When connect() gives up on unanswered SYNs, in words: after N retransmits (TCP_SYNCNT
+    /// from --syn-retries, or net.ipv4.tcp_syn_retries), which the kernel turns into a time
+    /// (tcp_model_timeout: (2^(N+1) - 1) x the 1 s initial RTO, measured: 3 s for N=1, 7 s
+    /// for N=2); the linear timeouts only pack more retransmits into that time.
+    fn syn_give_up(&self) -> Option<String> {
+        let (n, from) = match self.config.socket.syn_retries {
+            Some(n) => (u32::from(n), format!("--syn-retries {n}")),
+            None => {
+                let n = self
+                    .kernel
+                    .sysctl
+                    .get("net.ipv4.tcp_syn_retries")?
+                    .parse()
+                    .ok()?;
+                (
+                    n,
+                    format!("net.ipv4.tcp_syn_retries={n}; --syn-retries N sets it per run"),
+                )
+            }
+        };
+        Some(format!(
+            "connect() gives up after {n} SYN retransmits, about {} s ({from})",
+            syn_give_up_secs(n)
+        ))
+    }
+}
+
+/// Seconds before connect() fails on SYNs that get no answer, for `retries` (TCP_SYNCNT),
+/// with the 1 s initial RTO doubling up to the 120 s TCP_RTO_MAX (tcp_model_timeout).
+pub fn syn_give_up_secs(retries: u32) -> u64 {
+    const THRESH: u32 = 6; // ilog2(TCP_RTO_MAX / 1 s)
+    if retries <= THRESH {
+        (2u64 << retries) - 1
+    } else {
+        (2u64 << THRESH) - 1 + u64::from(retries - THRESH) * 120
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syn_give_up_secs;
+
+    #[test]
+    fn syn_give_up_follows_the_kernels_model() {
+        assert_eq!(syn_give_up_secs(1), 3);
+        assert_eq!(syn_give_up_secs(2), 7);
+        assert_eq!(syn_give_up_secs(6), 127);
+        assert_eq!(syn_give_up_secs(8), 367);
     }
 }

@@ -81,6 +81,9 @@ async fn read(stream: &TcpStream, w: &Worker, buf: &mut [u8], first: bool) -> Re
         Ok(0) => Err(End::PeerFin),
         Ok(n) => {
             Counters::add(&w.counters.bytes_in, n as u64);
+            if w.cfg.quickack {
+                let _ = sockopt::quickack(stream);
+            }
             Ok(n)
         }
         Err(e) => Err(failed(w, &e)),
