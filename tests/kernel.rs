@@ -243,6 +243,11 @@ fn a_slow_acceptor_with_a_small_backlog_overflows_the_listen_queue() {
         "10ms",
         "--server-workers",
         "1",
+        // A connection whose last handshake ACK the full queue dropped waits in the echo
+        // until the server's SYN+ACK retransmits get it accepted: seconds, under load more
+        // than the default 10 s deadline. This test is about the overflow, not that wait.
+        "--io-timeout",
+        "60s",
     ];
     let Some((out, r)) = run_isolated(&args) else {
         return;
