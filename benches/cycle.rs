@@ -1,6 +1,7 @@
 //! One full connection cycle on loopback (socket, handshake, one 64-byte echo, close) per
 //! close mode, against the embedded echo server on its own thread; and one HTTP GET and one
-//! RESP PING cycle against the embedded responders.
+//! RESP PING cycle against the embedded responders; and an RST connect-close cycle with and
+//! without the one getsockopt(TCP_INFO) per connection (`--no-tcp-info`).
 //!
 //!     cargo bench --bench cycle
 
@@ -35,6 +36,15 @@ fn cycles(c: &mut Criterion) {
         ("connect_close", &["--requests", "0"][..]),
         ("http_get", &["--protocol", "http"][..]),
         ("resp_ping", &["--protocol", "resp"][..]),
+        // What the one getsockopt(TCP_INFO) per connection adds to a whole cycle.
+        (
+            "rst_connect_tcp_info",
+            &["--close", "rst", "--requests", "0"][..],
+        ),
+        (
+            "rst_connect_no_tcp_info",
+            &["--close", "rst", "--requests", "0", "--no-tcp-info"][..],
+        ),
     ] {
         let cfg = config(flags);
         let Target::Embedded(server_cfg) = &cfg.target else {

@@ -8,21 +8,7 @@ use serde_json::Value;
 
 /// `tcpbench run ARGS` (quiet, JSON): its report and exit status.
 fn run(args: &[&str]) -> (Value, Option<i32>) {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = bin()
-        .args(["-q", "--json"])
-        .arg(&json)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = std::fs::read(&json).unwrap_or_else(|e| {
-        panic!(
-            "no report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    });
-    (serde_json::from_slice(&text).unwrap(), out.status.code())
+    common::run_report(args)
 }
 
 #[test]

@@ -24,21 +24,7 @@ fn can_isolate() -> bool {
 
 /// `tcpbench run --isolate ARGS`: its JSON report and exit status.
 fn run(args: &[&str]) -> (Value, Option<i32>) {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = bin()
-        .args(["--isolate", "-q", "--json"])
-        .arg(&json)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = std::fs::read(&json).unwrap_or_else(|e| {
-        panic!(
-            "no report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    });
-    (serde_json::from_slice(&text).unwrap(), out.status.code())
+    common::run_report(&[&["--isolate"][..], args].concat())
 }
 
 fn counter(r: &Value, name: &str) -> i64 {

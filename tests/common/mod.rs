@@ -140,6 +140,23 @@ pub fn read_report(path: &Path) -> serde_json::Value {
     report
 }
 
+/// Runs `tcpbench -q --json FILE ARGS…` and returns its report (checked against the schema)
+/// and exit status; a run that wrote no report fails the test with its stderr.
+pub fn run_report(args: &[&str]) -> (serde_json::Value, Option<i32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = bin()
+        .args(["-q", "--json"])
+        .arg(&json)
+        .args(args)
+        .output()
+        .unwrap();
+    if !json.exists() {
+        panic!("no report: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    (read_report(&json), out.status.code())
+}
+
 /// A run configuration from command-line flags, as the binary would build it.
 pub fn config(flags: &[&str]) -> RunConfig {
     let argv = ["tcpbench", "run", "--quiet"].iter().chain(flags);
