@@ -124,6 +124,13 @@ pub struct ServerConfig {
     /// TCP_QUICKACK after each read: ACK at once instead of delaying the ACK.
     #[serde(default)]
     pub quickack: bool,
+    /// The workers run SCHED_BATCH: woken by a connection, a worker does not preempt the
+    /// thread on its CPU but runs when that one blocks. The embedded server's workers share
+    /// CPUs with the client's threads, which then take their edges undisturbed: a pinned
+    /// 1-flow client's connect() no longer returns only after the server has accepted and
+    /// read (`README.md`, "What is measured"). `serve` leaves the policy alone.
+    #[serde(default)]
+    pub batch: bool,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +142,7 @@ impl Default for ServerConfig {
             reuseport: false,
             workers: 1,
             pin: false,
+            batch: false,
             linger: None,
             close: ServerClose::Wait,
             close_after: None,

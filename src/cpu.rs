@@ -57,6 +57,26 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// Makes the calling thread SCHED_BATCH: a batch thread that wakes does not preempt the
+/// thread running on its CPU; it runs when that one blocks, or at the scheduler's tick.
+#[cfg(target_os = "linux")]
+pub fn batch_current_thread() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is this thread; `param` is a valid sched_param for SCHED_BATCH.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere the policy is left as it is.
+#[cfg(not(target_os = "linux"))]
+pub fn batch_current_thread() -> io::Result<()> {
+    Ok(())
+}
+
 /// Elsewhere threads are not pinned (the run's config line says so).
 #[cfg(not(target_os = "linux"))]
 pub fn pin_current_thread(_cpu: usize) -> io::Result<()> {

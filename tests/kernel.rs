@@ -385,3 +385,35 @@ fn explicit_ports_come_from_the_given_range() {
         "ports outside the range: {ports:?}"
     );
 }
+
+/// `--isolate`'s namespace has a TCP socket hash table of its own, sized for a run, not
+/// the host's (whose every bucket each sock_diag dump of the sampler would walk); the
+/// host's sysctls are untouched.
+#[test]
+fn an_isolated_namespace_has_its_own_small_socket_hash_table() {
+    if !common::require_netns() {
+        return;
+    }
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let host_child = read("tcp_child_ehash_entries");
+    let inside = std::thread::spawn(move || {
+        tcpbench::observe::netns::enter_fresh().unwrap();
+        (read("tcp_ehash_entries"), read("tcp_child_ehash_entries"))
+    })
+    .join()
+    .unwrap();
+    let buckets = tcpbench::observe::netns::EHASH_BUCKETS.to_string();
+    // The kernel prints a namespace's own table's size as "N" and the shared one's as "-N".
+    assert_eq!(inside.0, buckets, "the run's namespace: {inside:?}");
+    assert_eq!(inside.1, "0", "the run's namespace makes no more of them");
+    assert_eq!(
+        read("tcp_child_ehash_entries"),
+        host_child,
+        "the host's sysctl"
+    );
+}

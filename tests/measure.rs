@@ -266,11 +266,13 @@ fn until_one_passes(
     panic!("{label}: failed in {tries} tries: {}", seen.join("; "));
 }
 
-/// The kernel's RTT sample against the wire: it starts as the SYN is built (before the tap
-/// sees it) and ends as the client processes the SYN+ACK, the moment its ACK leaves. So it
-/// is never shorter than SYN -> SYN+ACK, and within 20% (or 2 µs) of SYN -> ACK. (On
-/// loopback the SYN+ACK is processed from the socket's backlog once connect() releases the
-/// socket: the ACK, not the SYN+ACK, marks the sample's end.)
+/// The kernel's RTT sample against the wire: it starts as the SYN is built (just before
+/// the tap sees it) and ends as the client processes the SYN+ACK, after the tap saw the
+/// SYN+ACK and before the client's ACK, sent from that processing, reaches the tap. (On
+/// loopback the SYN+ACK waits in the socket's backlog until connect() releases the socket:
+/// the ACK, not the SYN+ACK, is close to the sample's end.) So its p50 lies between the
+/// wire's SYN -> SYN+ACK and SYN -> ACK p50s, give or take 1 µs (tcpi_rtt is the difference
+/// of two whole-µs clock reads), and the bracket is narrow: within 20% (or 2 µs) of one end.
 fn handshake_matches_the_wire(o: &Observed) -> Result<(), String> {
     let r = &o.report;
     let n = r.totals.succeeded;
@@ -286,8 +288,8 @@ fn handshake_matches_the_wire(o: &Observed) -> Result<(), String> {
         quantile(&o.syn_to_syn_ack_us, 0.5),
         quantile(&o.syn_to_ack_us, 0.5),
     );
-    // tcpi_rtt is whole µs, truncated.
-    if kernel < syn_ack - 1.0 || (kernel - ack).abs() > (0.2 * ack).max(2.0) {
+    let near = |end: f64| (kernel - end).abs() <= (0.2 * end).max(2.0);
+    if kernel < syn_ack - 1.0 || kernel > ack + 1.0 || !(near(syn_ack) || near(ack)) {
         return Err(format!(
             "handshake_rtt p50 {kernel} µs against SYN -> SYN+ACK {syn_ack:.1} µs and SYN -> ACK {ack:.1} µs"
         ));
@@ -350,13 +352,12 @@ fn handshake_rtt_is_the_kernels_sample_of_the_handshake_on_the_wire() {
 }
 
 #[test]
-#[ignore = "target not met yet (#15 open): in this debug build the connect edge's p50 is ~34 us against the tracepoint's ~6 us (5.7x, the test asks 3x); run with --ignored"]
 fn the_connect_edge_is_close_to_the_kernels_syn_sent_to_established() {
     until_one_passes(3, "concurrency 1", ONE_FLOW, edge_matches_the_kernel);
 }
 
 #[test]
-#[ignore = "target not met yet (#15 open): start_lag p99 is 0.9-3.6 ms at 1000/s here, the test asks 100 us; run with --ignored"]
+#[ignore = "#15: start_lag p99 at 1000/s is 32-80 µs in a release build on a quiet machine, but this debug build under other load saw 0.4-2 ms; run with --ignored"]
 fn the_open_loop_keeps_its_schedule_to_100_us_at_1000_per_second() {
     let flags = ["--rate", "1000", "--conns", "1000", "--close", "rst"];
     until_one_passes(5, "rate 1000", &flags, schedule_kept);

@@ -235,3 +235,55 @@ fn lingering_close_blocks_its_thread_not_the_runtime() {
     assert!(elapsed < Duration::from_secs(10), "close took {elapsed:?}");
     assert!(ticks >= 10, "the runtime kept running while close blocked");
 }
+
+/// The scheduling policy of this process's threads named `name`, as the kernel reports it
+/// (field 41 of /proc/self/task/TID/stat).
+fn policies_of(name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // After the parenthesised comm, fields run from 3 (state): policy is 41.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(rest.split(' ').nth(41 - 3).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[test]
+fn batch_workers_run_sched_batch_and_others_keep_the_default() {
+    const SCHED_OTHER: i32 = 0;
+    const SCHED_BATCH: i32 = 3;
+    // Other tests here run servers of one worker at the same time: these look at a worker
+    // index only they have (`tcpbench-srv-2`, `-3`).
+    let policy = |name: &str| {
+        for _ in 0..200 {
+            if let [p] = policies_of(name)[..] {
+                return Some(p);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    };
+    let batch = start(ServerConfig {
+        batch: true,
+        workers: 3,
+        ..Default::default()
+    });
+    assert_eq!(policy("tcpbench-srv-2"), Some(SCHED_BATCH), "with batch");
+    batch.stop();
+    let plain = start(ServerConfig {
+        workers: 4,
+        ..Default::default()
+    });
+    assert_eq!(
+        policy("tcpbench-srv-3"),
+        Some(SCHED_OTHER),
+        "serve's default"
+    );
+    plain.stop();
+}

@@ -151,7 +151,7 @@ impl EchoServer {
             server.counters.push(counters.clone());
             let (cfg, limit, watcher) = (cfg.clone(), limit.clone(), watcher.clone());
             let (sampling, samples) = (server.sampling.clone(), server.samples.clone());
-            let pin = cfg.pin;
+            let (pin, batch) = (cfg.pin, cfg.batch);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -161,6 +161,10 @@ impl EchoServer {
                     if pin {
                         // Best effort: a CPU set that forbids it leaves the thread where it is.
                         let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(i));
+                    }
+                    if batch {
+                        // Best effort too: the default policy only costs the client's edges.
+                        let _ = crate::cpu::batch_current_thread();
                     }
                     let local = tokio::task::LocalSet::new();
                     let worker = Rc::new(Worker {
