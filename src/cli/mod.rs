@@ -346,6 +346,10 @@ pub struct RebindArgs {
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub conns: u32,
 
+    /// IPv6: the servers listen on `[::1]` and the new socket binds there (AF_INET6).
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
+
     /// Write the table as JSON (atomically).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
