@@ -69,6 +69,11 @@ pub struct TraceArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
     pub target: Option<SocketAddr>,
 
+    /// IPv6: the embedded server listens on `[::1]` (as `run -6`); the capture on lo reads
+    /// IPv6 segments. With --target, its address sets the family instead.
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
+
     /// Who ends the connection (as `run --close`); the embedded server follows.
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
     pub close: CloseMode,

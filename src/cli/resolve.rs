@@ -619,6 +619,7 @@ impl RunConfig {
             unreachable!("`run` was given")
         };
         a.target = t.target;
+        a.ipv6 = t.ipv6;
         a.close = t.close;
         a.linger = t.linger;
         a.payload = t.payload;
