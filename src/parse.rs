@@ -138,7 +138,8 @@ pub fn count_or_duration(s: &str) -> Result<CountOrDuration, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IpList(pub Vec<IpAddr>);
 
-/// A list of addresses and inclusive ranges: `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`.
+/// A list of addresses, inclusive ranges and prefixes (every address in it):
+/// `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`, `fd00::1-fd00::4`, `fd00::4/126`.
 pub fn ip_list(s: &str) -> Result<IpList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
@@ -147,9 +148,10 @@ pub fn ip_list(s: &str) -> Result<IpList, String> {
                 "empty item in '{s}'; separate addresses with single commas"
             ));
         }
-        match part.split_once('-') {
-            None => out.push(ip(part)?),
-            Some((a, b)) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
+        match (part.split_once('-'), part.split_once('/')) {
+            (Some((a, b)), _) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
+            (None, Some((a, len))) => out.extend(prefix(ip(a.trim())?, len.trim())?),
+            (None, None) => out.push(ip(part)?),
         }
     }
     Ok(IpList(out))
@@ -158,6 +160,30 @@ pub fn ip_list(s: &str) -> Result<IpList, String> {
 fn ip(s: &str) -> Result<IpAddr, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not an IP address (e.g. 127.0.0.2 or ::1)"))
+}
+
+/// Every address of `a/len` (from its first address, whatever host bits `a` has).
+fn prefix(a: IpAddr, len: &str) -> Result<Vec<IpAddr>, String> {
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    let len: u32 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= bits)
+        .ok_or_else(|| format!("'{a}/{len}' has no prefix length 0-{bits}"))?;
+    let host = bits - len;
+    if host >= 64 || (1u128 << host) > MAX_RANGE {
+        return Err(format!("'{a}/{len}' has more than {MAX_RANGE} addresses"));
+    }
+    let (n, last) = match a {
+        IpAddr::V4(v) => (u32::from(v) as u128, (1u128 << host) - 1),
+        IpAddr::V6(v) => (u128::from(v), (1u128 << host) - 1),
+    };
+    let lo = n & !last;
+    let at = |n: u128| match a {
+        IpAddr::V4(_) => IpAddr::from((n as u32).to_be_bytes()),
+        IpAddr::V6(_) => IpAddr::from(n.to_be_bytes()),
+    };
+    ip_range(at(lo), at(lo | last))
 }
 
 fn ip_range(a: IpAddr, b: IpAddr) -> Result<Vec<IpAddr>, String> {
@@ -366,6 +392,22 @@ mod tests {
         assert!(sysctl("kernel.pid_max=5").is_err());
         assert!(sysctl("net.ipv4/../x=1").is_err());
         assert!(sysctl("net.ipv4.tcp_tw_reuse").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        let v6 =
+            |s: &str| ip_list(s).map(|l| l.0.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            v6("fd00::4/126").unwrap(),
+            ["fd00::4", "fd00::5", "fd00::6", "fd00::7"]
+        );
+        assert_eq!(v6("fd00::6/126").unwrap().len(), 4, "host bits are dropped");
+        assert_eq!(v6("127.0.0.8/31").unwrap(), ["127.0.0.8", "127.0.0.9"]);
+        assert_eq!(v6("::1/128").unwrap(), ["::1"]);
+        assert!(v6("fd00::/64").unwrap_err().contains("more than"));
+        assert!(v6("fd00::/129").unwrap_err().contains("prefix length"));
+        assert!(v6("10.0.0.0/x").is_err());
     }
 
     #[test]

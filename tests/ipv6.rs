@@ -1,5 +1,6 @@
-//! IPv6: `-6` runs the embedded server on [::1], and the sock_diag sampler counts its
-//! TIME_WAIT (AF_INET6), checked against the kernel's TW counter of the run's own namespace.
+//! IPv6: `-6` runs the embedded server on [::1], the sock_diag sampler counts its
+//! TIME_WAIT (AF_INET6), checked against the kernel's TW counter of the run's own namespace,
+//! and `--bind` spreads IPv6 sources (ranges, prefixes) as `ss` in that namespace lists them.
 
 mod common;
 
@@ -60,4 +61,70 @@ fn dash_6_with_a_target_is_one_line_and_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("-6") && err.contains("[::1]:9"), "{err}");
+}
+
+/// `--bind` with IPv6 sources: four addresses added to the namespace's lo, given as a range
+/// and as a prefix; `ss` in that namespace lists the client's TIME_WAIT ends on each of them,
+/// round-robin (about 50 each of 200: each worker goes round on its own).
+#[test]
+fn bind_spreads_ipv6_sources_as_ss_sees_them() {
+    let _g = heavy();
+    if !common::require_netns() {
+        return;
+    }
+    for bind in ["fd00::1-fd00::4", "fd00::4/126"] {
+        let script = "ip link set lo up && for a in 1 2 3 4 5 6 7; do \
+                      ip -6 addr add fd00::$a/128 dev lo nodad || exit 1; done && \
+                      \"$0\" \"$@\" > /dev/null && ss -Htan6 state time-wait";
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", script])
+            .arg(env!("CARGO_BIN_EXE_tcpbench"))
+            .args([
+                "run", "-6", "--bind", bind, "--conns", "200", "--close", "client",
+            ])
+            .args(["-q", "--concurrency", "8"])
+            .output()
+            .unwrap();
+        let ss = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{ss}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut sources = std::collections::BTreeMap::<String, u32>::new();
+        for line in ss.lines() {
+            // Recv-Q Send-Q Local Peer: the client end's local address is its source.
+            let local: std::net::SocketAddr =
+                line.split_whitespace().nth(2).unwrap().parse().unwrap();
+            *sources.entry(local.ip().to_string()).or_default() += 1;
+        }
+        let want: Vec<String> = match bind {
+            "fd00::1-fd00::4" => (1..=4).map(|a| format!("fd00::{a}")).collect(),
+            _ => (4..=7).map(|a| format!("fd00::{a}")).collect(),
+        };
+        assert_eq!(
+            sources.keys().cloned().collect::<Vec<_>>(),
+            want,
+            "{bind}: {ss}"
+        );
+        assert_eq!(sources.values().sum::<u32>(), 200, "{bind}: {sources:?}");
+        assert!(
+            sources.values().all(|n| (40..=60).contains(n)),
+            "{bind}: round-robin: {sources:?}"
+        );
+    }
+}
+
+#[test]
+fn bind_of_the_other_family_is_one_line_and_exit_2() {
+    for args in [
+        &["-6", "--bind", "127.0.0.2"][..],
+        &["--bind", "fd00::1-fd00::4"][..],
+    ] {
+        let out = bin().args(args).args(["--conns", "1"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("--bind") && err.contains("family"), "{err}");
+    }
 }

@@ -118,9 +118,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES")]
     pub expect_farewell: Option<usize>,
 
-    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
-    /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.
-    #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
+    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3, 127.0.0.2-127.0.0.17, 127.0.0.8/29;
+    /// with -6 or an IPv6 target the same in IPv6 (fd00::1-fd00::4, fd00::4/126), of the
+    /// target's family. Bound with IP_BIND_ADDRESS_NO_PORT, so each address has its own
+    /// ephemeral port range.
+    #[arg(long, value_name = "IP[,IP|IP-IP|IP/LEN…]", value_parser = parse::ip_list)]
     pub bind: Option<parse::IpList>,
 
     /// How client sockets get local ports: kernel (connect() searches ip_local_port_range),
