@@ -241,8 +241,18 @@ pub fn sysctl(s: &str) -> Result<(String, String), String> {
 
 /// `HOST:PORT`, resolved once; the first address wins.
 pub fn target(s: &str) -> Result<SocketAddr, String> {
+    target_name(s).map(|t| t.first())
+}
+
+/// `HOST:PORT` for `--target`: every address it resolves to, in the resolver's order, each
+/// once (a run probes them and loads the first that answers).
+pub fn target_name(s: &str) -> Result<crate::config::TargetName, String> {
+    let named = |resolved| crate::config::TargetName {
+        name: s.to_string(),
+        resolved,
+    };
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Ok(named(vec![addr]));
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
@@ -254,10 +264,19 @@ pub fn target(s: &str) -> Result<SocketAddr, String> {
             "'{s}' has no port; write HOST:PORT, e.g. 127.0.0.1:8888"
         ));
     }
-    s.to_socket_addrs()
+    let mut resolved: Vec<SocketAddr> = Vec::new();
+    for addr in s
+        .to_socket_addrs()
         .map_err(|e| format!("cannot resolve '{s}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("'{s}' resolves to no address"))
+    {
+        if !resolved.contains(&addr) {
+            resolved.push(addr);
+        }
+    }
+    if resolved.is_empty() {
+        return Err(format!("'{s}' resolves to no address"));
+    }
+    Ok(named(resolved))
 }
 
 /// `ADDR:PORT` for `--listen`; a bare port means 127.0.0.1.
@@ -423,6 +442,15 @@ mod tests {
         assert_eq!(target("127.0.0.1:80").unwrap().port(), 80);
         assert_eq!(target("[::1]:81").unwrap().port(), 81);
         assert!(target("localhost:82").unwrap().ip().is_loopback());
+        let t = target_name("localhost:82").unwrap();
+        assert!(t.is_name() && !t.resolved.is_empty());
+        assert!(
+            t.resolved
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 82)
+        );
+        let t = target_name("[::1]:83").unwrap();
+        assert!(!t.is_name() && t.resolved == ["[::1]:83".parse().unwrap()]);
         assert!(target("127.0.0.1").unwrap_err().contains("no port"));
         assert_eq!(
             listen("9000").unwrap(),

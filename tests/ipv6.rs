@@ -128,3 +128,60 @@ fn bind_of_the_other_family_is_one_line_and_exit_2() {
         assert!(err.contains("--bind") && err.contains("family"), "{err}");
     }
 }
+
+/// `--target localhost:PORT` where localhost resolves to ::1 and 127.0.0.1 (a private mount
+/// namespace's /etc/hosts, so the test does not depend on the host's): a server on either
+/// address alone is found by the probe and loaded. The namespace's kernel counters show the
+/// probe left nothing behind: TIME_WAIT for the run's own connections only (the probe's RST).
+#[test]
+fn a_target_name_with_two_addresses_loads_the_one_that_answers() {
+    let _g = heavy();
+    if !common::require_netns() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "::1 localhost\n127.0.0.1 localhost\n").unwrap();
+    for listen in ["[::1]:18888", "127.0.0.1:18888", ""] {
+        let json = dir.path().join("r.json");
+        // A fixed port: the namespace is the test's own, nothing else listens in it.
+        let serve = match listen {
+            "" => String::new(),
+            l => format!("\"$0\" serve -l '{l}' > /dev/null 2>&1 & sleep 0.5; "),
+        };
+        let script = format!(
+            "mount --bind '{}' /etc/hosts && ip link set lo up && {serve}\
+             \"$0\" run --target localhost:18888 --conns 100 --close client -q --json '{}'; \
+             rc=$?; kill %1 2> /dev/null; exit $rc",
+            hosts.display(),
+            json.display()
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "-n", "sh", "-c", &script])
+            .arg(env!("CARGO_BIN_EXE_tcpbench"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(
+            r["config"]["target_name"]["resolved"],
+            serde_json::json!(["[::1]:18888", "127.0.0.1:18888"]),
+            "{err}"
+        );
+        if listen.is_empty() {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            let w = r["warnings"].to_string();
+            assert!(
+                w.contains("nothing listens") && w.contains("[::1]:18888, 127.0.0.1:18888"),
+                "{w}"
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert_eq!(r["target_addr"], listen, "{err}");
+        assert_eq!(r["config"]["target_name"]["name"], "localhost:18888");
+        assert_eq!(r["totals"]["succeeded"], 100, "{}", r["errors"]);
+        assert_eq!(r["kernel"]["counters"]["TW"], 100);
+        assert_eq!(r["kernel"]["counters"]["ActiveOpens"], 100);
+    }
+}

@@ -2,7 +2,6 @@
 //!
 //! `tcpbench [run flags]` and `tcpbench run [run flags]` are the same command.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -64,10 +63,10 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
-    /// Server on this host's loopback to trace against, speaking --protocol [default: the
-    /// embedded one].
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
-    pub target: Option<SocketAddr>,
+    /// Server on this host's loopback to trace against, speaking --protocol (a name that
+    /// resolves to several addresses is probed as `run` does) [default: the embedded one].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target_name)]
+    pub target: Option<crate::config::TargetName>,
 
     /// IPv6: the embedded server listens on `[::1]` (as `run -6`); the capture on lo reads
     /// IPv6 segments. With --target, its address sets the family instead.

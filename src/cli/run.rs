@@ -1,22 +1,22 @@
 //! `tcpbench run`'s flags (and the embedded server's `--server-*` ones): clap derive only.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::Outputs;
-use crate::config::{CloseMode, ServerClose};
+use crate::config::{CloseMode, ServerClose, TargetName};
 use crate::parse::{self, CountOrDuration};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Server to load, HOST:PORT, speaking --protocol. Default: an embedded server (echo, or
-    /// the minimal HTTP or RESP responder) on 127.0.0.1, port chosen by the kernel, started
-    /// for the run.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
-    pub target: Option<SocketAddr>,
+    /// Server to load, HOST:PORT, speaking --protocol. A name that resolves to several
+    /// addresses (localhost: ::1 and 127.0.0.1) is probed, one connect each in order, and the
+    /// first that answers is loaded. Default: an embedded server (echo, or the minimal HTTP
+    /// or RESP responder) on 127.0.0.1, port chosen by the kernel, started for the run.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target_name)]
+    pub target: Option<TargetName>,
 
     /// IPv6: the embedded server listens on `[::1]` instead of 127.0.0.1.
     #[arg(long, short = '6')]
