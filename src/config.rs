@@ -169,8 +169,31 @@ pub enum Target {
     /// in-process on an ephemeral loopback port for the run.
     Embedded(ServerConfig),
     /// Any server that speaks the run's protocol, given as `--target HOST:PORT`, resolved
-    /// once.
+    /// once: the address loaded (when the name resolved to several, the first that answered
+    /// the run's probe; [`RunConfig::target_name`] lists them all).
     External(SocketAddr),
+}
+
+/// `--target HOST:PORT` as typed, and every address it resolved to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TargetName {
+    /// As typed: `localhost:8888`.
+    pub name: String,
+    /// The addresses in the resolver's order (getaddrinfo's RFC 6724 sort: `::1` before
+    /// `127.0.0.1` for localhost), each once. Never empty.
+    pub resolved: Vec<SocketAddr>,
+}
+
+impl TargetName {
+    /// Whether it was typed as a name rather than as one address (`127.0.0.1:80`, `[::1]:80`).
+    pub fn is_name(&self) -> bool {
+        self.name.parse::<SocketAddr>().is_err()
+    }
+
+    /// The address a run loads unless a probe says otherwise: the resolver's first.
+    pub fn first(&self) -> SocketAddr {
+        self.resolved[0]
+    }
 }
 
 /// Closed loop (a fixed number of workers) or open loop (a fixed schedule of starts).
@@ -261,6 +284,11 @@ pub struct ClientSocket {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunConfig {
     pub target: Target,
+    /// `--target` given as a name: the name and every address it resolved to. With several,
+    /// the run probes them in order (one connect each, closed with an RST) and loads the
+    /// first that answers; `target` is that one in the report. Absent for an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<TargetName>,
     pub load: LoadModel,
     pub bounds: Bounds,
     /// Connections before the measured ones, excluded from every figure.

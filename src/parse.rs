@@ -138,7 +138,8 @@ pub fn count_or_duration(s: &str) -> Result<CountOrDuration, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IpList(pub Vec<IpAddr>);
 
-/// A list of addresses and inclusive ranges: `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`.
+/// A list of addresses, inclusive ranges and prefixes (every address in it):
+/// `127.0.0.2,127.0.0.5-127.0.0.9`, `::1`, `fd00::1-fd00::4`, `fd00::4/126`.
 pub fn ip_list(s: &str) -> Result<IpList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
@@ -147,9 +148,10 @@ pub fn ip_list(s: &str) -> Result<IpList, String> {
                 "empty item in '{s}'; separate addresses with single commas"
             ));
         }
-        match part.split_once('-') {
-            None => out.push(ip(part)?),
-            Some((a, b)) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
+        match (part.split_once('-'), part.split_once('/')) {
+            (Some((a, b)), _) => out.extend(ip_range(ip(a.trim())?, ip(b.trim())?)?),
+            (None, Some((a, len))) => out.extend(prefix(ip(a.trim())?, len.trim())?),
+            (None, None) => out.push(ip(part)?),
         }
     }
     Ok(IpList(out))
@@ -158,6 +160,30 @@ pub fn ip_list(s: &str) -> Result<IpList, String> {
 fn ip(s: &str) -> Result<IpAddr, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not an IP address (e.g. 127.0.0.2 or ::1)"))
+}
+
+/// Every address of `a/len` (from its first address, whatever host bits `a` has).
+fn prefix(a: IpAddr, len: &str) -> Result<Vec<IpAddr>, String> {
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    let len: u32 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= bits)
+        .ok_or_else(|| format!("'{a}/{len}' has no prefix length 0-{bits}"))?;
+    let host = bits - len;
+    if host >= 64 || (1u128 << host) > MAX_RANGE {
+        return Err(format!("'{a}/{len}' has more than {MAX_RANGE} addresses"));
+    }
+    let (n, last) = match a {
+        IpAddr::V4(v) => (u32::from(v) as u128, (1u128 << host) - 1),
+        IpAddr::V6(v) => (u128::from(v), (1u128 << host) - 1),
+    };
+    let lo = n & !last;
+    let at = |n: u128| match a {
+        IpAddr::V4(_) => IpAddr::from((n as u32).to_be_bytes()),
+        IpAddr::V6(_) => IpAddr::from(n.to_be_bytes()),
+    };
+    ip_range(at(lo), at(lo | last))
 }
 
 fn ip_range(a: IpAddr, b: IpAddr) -> Result<Vec<IpAddr>, String> {
@@ -215,8 +241,18 @@ pub fn sysctl(s: &str) -> Result<(String, String), String> {
 
 /// `HOST:PORT`, resolved once; the first address wins.
 pub fn target(s: &str) -> Result<SocketAddr, String> {
+    target_name(s).map(|t| t.first())
+}
+
+/// `HOST:PORT` for `--target`: every address it resolves to, in the resolver's order, each
+/// once (a run probes them and loads the first that answers).
+pub fn target_name(s: &str) -> Result<crate::config::TargetName, String> {
+    let named = |resolved| crate::config::TargetName {
+        name: s.to_string(),
+        resolved,
+    };
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Ok(named(vec![addr]));
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
@@ -228,10 +264,19 @@ pub fn target(s: &str) -> Result<SocketAddr, String> {
             "'{s}' has no port; write HOST:PORT, e.g. 127.0.0.1:8888"
         ));
     }
-    s.to_socket_addrs()
+    let mut resolved: Vec<SocketAddr> = Vec::new();
+    for addr in s
+        .to_socket_addrs()
         .map_err(|e| format!("cannot resolve '{s}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("'{s}' resolves to no address"))
+    {
+        if !resolved.contains(&addr) {
+            resolved.push(addr);
+        }
+    }
+    if resolved.is_empty() {
+        return Err(format!("'{s}' resolves to no address"));
+    }
+    Ok(named(resolved))
 }
 
 /// `ADDR:PORT` for `--listen`; a bare port means 127.0.0.1.
@@ -369,6 +414,22 @@ mod tests {
     }
 
     #[test]
+    fn prefixes() {
+        let v6 =
+            |s: &str| ip_list(s).map(|l| l.0.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            v6("fd00::4/126").unwrap(),
+            ["fd00::4", "fd00::5", "fd00::6", "fd00::7"]
+        );
+        assert_eq!(v6("fd00::6/126").unwrap().len(), 4, "host bits are dropped");
+        assert_eq!(v6("127.0.0.8/31").unwrap(), ["127.0.0.8", "127.0.0.9"]);
+        assert_eq!(v6("::1/128").unwrap(), ["::1"]);
+        assert!(v6("fd00::/64").unwrap_err().contains("more than"));
+        assert!(v6("fd00::/129").unwrap_err().contains("prefix length"));
+        assert!(v6("10.0.0.0/x").is_err());
+    }
+
+    #[test]
     fn port_ranges() {
         assert_eq!(port_range("2000-31999"), Ok((2000, 31999)));
         assert!(port_range("0-10").is_err());
@@ -381,6 +442,15 @@ mod tests {
         assert_eq!(target("127.0.0.1:80").unwrap().port(), 80);
         assert_eq!(target("[::1]:81").unwrap().port(), 81);
         assert!(target("localhost:82").unwrap().ip().is_loopback());
+        let t = target_name("localhost:82").unwrap();
+        assert!(t.is_name() && !t.resolved.is_empty());
+        assert!(
+            t.resolved
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 82)
+        );
+        let t = target_name("[::1]:83").unwrap();
+        assert!(!t.is_name() && t.resolved == ["[::1]:83".parse().unwrap()]);
         assert!(target("127.0.0.1").unwrap_err().contains("no port"));
         assert_eq!(
             listen("9000").unwrap(),

@@ -8,7 +8,7 @@
 //! succeeds only when both set it (FreeBSD needs only the new one).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,9 @@ use crate::server::EchoServer;
 /// One combination's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// The address both servers listened on and the new socket bound (127.0.0.1 or [::1]).
+    #[serde(default = "v4_loopback")]
+    pub addr: SocketAddr,
     pub old_reuseaddr: bool,
     pub new_reuseaddr: bool,
     /// Server-side TIME_WAIT sockets on the port when the new bind was tried.
@@ -29,20 +32,28 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// Runs the four combinations with `conns` connections each.
-pub fn check(conns: u32) -> anyhow::Result<Vec<Attempt>> {
+fn v4_loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Runs the four combinations with `conns` connections each, on 127.0.0.1 or (`ipv6`) [::1].
+pub fn check(conns: u32, ipv6: bool) -> anyhow::Result<Vec<Attempt>> {
+    let ip = match ipv6 {
+        true => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        false => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
     let mut out = Vec::new();
     for old in [false, true] {
         for new in [false, true] {
-            out.push(attempt(old, new, conns)?);
+            out.push(attempt(ip, old, new, conns)?);
         }
     }
     Ok(out)
 }
 
-fn attempt(old: bool, new: bool, conns: u32) -> anyhow::Result<Attempt> {
+fn attempt(ip: IpAddr, old: bool, new: bool, conns: u32) -> anyhow::Result<Attempt> {
     let server = EchoServer::start(ServerConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: SocketAddr::new(ip, 0),
         reuseaddr: old,
         close: ServerClose::First,
         close_after: Some(1),
@@ -59,13 +70,18 @@ fn attempt(old: bool, new: bool, conns: u32) -> anyhow::Result<Attempt> {
     }
     server.stop();
     let time_wait = Counter::new(addr).count(Side::Server)?[TIME_WAIT];
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     sock.set_reuse_address(new)?;
     let error = sock
         .bind(&addr.into())
         .err()
         .map(|e| e.raw_os_error().map_or(e.to_string(), errno_name));
     Ok(Attempt {
+        addr,
         old_reuseaddr: old,
         new_reuseaddr: new,
         time_wait,
@@ -76,7 +92,11 @@ fn attempt(old: bool, new: bool, conns: u32) -> anyhow::Result<Attempt> {
 /// The 2×2 table as text.
 pub fn render(attempts: &[Attempt]) -> String {
     let yn = |b: bool| if b { "SO_REUSEADDR" } else { "no SO_REUSEADDR" };
-    let mut s = String::from("rebind after a server-first close, server-side TIME_WAIT present:\n");
+    let on = attempts
+        .first()
+        .map(|a| format!(" on {}", a.addr.ip()))
+        .unwrap_or_default();
+    let mut s = format!("rebind{on} after a server-first close, server-side TIME_WAIT present:\n");
     s.push_str(&format!(
         "  {:<18} {:<18} {:>10}  {}\n",
         "old listener", "new socket", "TIME_WAIT", "bind()"

@@ -311,12 +311,30 @@ fn rebind_needs_so_reuseaddr_on_both_sockets() {
     if !common::require_netns() {
         return;
     }
+    rebind_table(&[], "127.0.0.1");
+}
+
+#[test]
+fn rebind_6_does_the_same_on_ipv6_loopback() {
+    let _g = heavy();
+    if !common::require_netns() {
+        return;
+    }
+    rebind_table(&["-6"], "[::1]");
+}
+
+/// `rebind --conns 3 FLAGS` in a fresh namespace: the 2×2 table, and `ss` in that namespace
+/// lists the four servers' TIME_WAIT ends (3 each: the server closed first) on `ip`, and no other.
+fn rebind_table(flags: &[&str], ip: &str) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("rebind.json");
+    let script = "ip link set lo up && \"$0\" \"$@\" > /dev/null && ss -Htan state time-wait";
     let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .args(["-n", "sh", "-c", script])
         .arg(env!("CARGO_BIN_EXE_tcpbench"))
-        .args(["rebind", "--conns", "3", "--json"])
+        .arg("rebind")
+        .args(flags)
+        .args(["--conns", "3", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -326,10 +344,22 @@ fn rebind_needs_so_reuseaddr_on_both_sockets() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    let ss = String::from_utf8_lossy(&out.stdout);
+    let local_on_ip = |l: &&str| {
+        l.split_whitespace()
+            .nth(2)
+            .is_some_and(|a| a.starts_with(&format!("{ip}:")))
+    };
+    assert_eq!(ss.lines().filter(local_on_ip).count(), 4 * 3, "{ss}");
+    assert_eq!(ss.lines().count(), 4 * 3, "only {ip}: {ss}");
     let table: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = table.as_array().unwrap();
     assert_eq!(rows.len(), 4);
     for row in rows {
+        assert!(
+            row["addr"].as_str().unwrap().starts_with(ip),
+            "the servers listened on {ip}: {row}"
+        );
         assert!(
             u(&row["time_wait"]) >= 3,
             "server-side TIME_WAIT was there: {row}"

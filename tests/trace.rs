@@ -377,6 +377,47 @@ fn an_ipv6_loopback_target() {
     }
 }
 
+/// `tcpbench trace -6 --isolate`: the embedded server on [::1], the AF_PACKET capture on
+/// the namespace's lo reads the IPv6 segments, and the ladder's checks are made from them.
+#[test]
+fn trace_6_captures_the_ipv6_ladder() {
+    let _heavy = common::heavy();
+    if !common::require_netns() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("trace.json");
+    let out = common::bin()
+        .args(["trace", "-6", "--isolate", "--payload", "100", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("client [::1]:"), "{stdout}");
+    let traces: Vec<Trace> = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let t = &traces[0];
+    assert!(
+        t.client.ip().is_loopback() && t.client.is_ipv6(),
+        "{}",
+        t.client
+    );
+    assert!(
+        t.server.ip().is_loopback() && t.server.is_ipv6(),
+        "{}",
+        t.server
+    );
+    assert_handshake(t);
+    assert_echo(t, 100);
+    assert_orderly_close(t, Side::Client);
+    assert_eq!(check(t, 5).holds, Some(true), "{}", check(t, 5).detail);
+}
+
 #[test]
 fn a_remote_target_is_refused() {
     let cfg = common::config(&["--target", "192.0.2.1:7", "--allow-remote"]);

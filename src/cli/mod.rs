@@ -2,7 +2,6 @@
 //!
 //! `tcpbench [run flags]` and `tcpbench run [run flags]` are the same command.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -64,10 +63,15 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
-    /// Server on this host's loopback to trace against, speaking --protocol [default: the
-    /// embedded one].
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
-    pub target: Option<SocketAddr>,
+    /// Server on this host's loopback to trace against, speaking --protocol (a name that
+    /// resolves to several addresses is probed as `run` does) [default: the embedded one].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target_name)]
+    pub target: Option<crate::config::TargetName>,
+
+    /// IPv6: the embedded server listens on `[::1]` (as `run -6`); the capture on lo reads
+    /// IPv6 segments. With --target, its address sets the family instead.
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
 
     /// Who ends the connection (as `run --close`); the embedded server follows.
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
@@ -345,6 +349,10 @@ pub struct RebindArgs {
     /// Connections served (server closing first) before each restart.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub conns: u32,
+
+    /// IPv6: the servers listen on `[::1]` and the new socket binds there (AF_INET6).
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
 
     /// Write the table as JSON (atomically).
     #[arg(long, value_name = "PATH")]

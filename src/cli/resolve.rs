@@ -112,11 +112,12 @@ impl RunConfig {
         let threads = a.threads.unwrap_or(cpus()).min(a.concurrency);
         // Pinning pairs client and server threads; alone, a client has nothing to pair with.
         let pin = !a.no_pin && (a.pin || a.target.is_none());
-        let target = target(a, &protocol, threads, pin)?;
+        let (target, target_name) = target(a, &protocol, threads, pin)?;
         let socket = client_socket(a, &target)?;
         let expect_farewell = expect_farewell(a, &target)?;
         Ok(RunConfig {
             target,
+            target_name,
             load,
             bounds,
             warmup: warmup(a),
@@ -241,11 +242,12 @@ fn check_times(a: &RunArgs) -> Result<(), UsageError> {
             "{flag} 0s would fail every connection at once; give a time longer than 0s"
         ));
     }
-    if let Some(t) = a.target
-        && t.port() == 0
+    if let Some(t) = &a.target
+        && t.first().port() == 0
     {
         return usage(format!(
-            "--target {t}: port 0 is no server's port; give the port the server listens on"
+            "--target {}: port 0 is no server's port; give the port the server listens on",
+            t.name
         ));
     }
     if let Some(at) = a.start_at
@@ -461,7 +463,11 @@ fn check_namespace(a: &RunArgs) -> Result<(), UsageError> {
             "--sysctl would change the host's settings; add --isolate to set it in the run's own namespace",
         );
     }
-    if a.isolate && a.target.as_ref().is_some_and(|t| !t.ip().is_loopback()) {
+    if a.isolate
+        && a.target
+            .as_ref()
+            .is_some_and(|t| t.resolved.iter().any(|s| !s.ip().is_loopback()))
+    {
         return usage(
             "--isolate runs in a namespace with only a loopback; a remote --target is unreachable from it",
         );
@@ -485,34 +491,54 @@ fn sysctls(a: &RunArgs) -> Vec<(String, String)> {
 
 const FASTOPEN_SYSCTL: &str = "net.ipv4.tcp_fastopen";
 
-/// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded one.
+/// The server to load: `--target` (on this host unless `--allow-remote`), or the embedded
+/// one; and a target given as a name, with the addresses the run may probe.
 fn target(
     a: &RunArgs,
     protocol: &ProtocolConfig,
     threads: usize,
     pin: bool,
-) -> Result<Target, UsageError> {
-    if let Some(t) = a.target
-        && !is_local(t.ip())
-        && !a.allow_remote
+) -> Result<(Target, Option<TargetName>), UsageError> {
+    let Some(t) = &a.target else {
+        let server = RunConfig::embedded_server(a, protocol, threads, pin)?;
+        return Ok((Target::Embedded(server), None));
+    };
+    if !a.allow_remote
+        && let Some(far) = t.resolved.iter().find(|s| !is_local(s.ip()))
     {
+        let which = match t.is_name() {
+            true => format!("{} resolves to {far}, which", t.name),
+            false => t.name.clone(),
+        };
         return usage(format!(
-            "--target {t} is not on this host; add --allow-remote to load a server you run elsewhere"
+            "--target {which} is not on this host; add --allow-remote to load a server you run elsewhere"
         ));
     }
-    match a.target {
-        Some(t) if a.ipv6 => usage(format!(
-            "-6 puts the embedded server on [::1]; with --target {t} drop -6 and give the address to use, e.g. [::1]:{}",
-            t.port()
-        )),
-        Some(_) if a.server.any_given() => {
-            usage("--server-* options configure the embedded server; drop them or drop --target")
-        }
-        Some(addr) => Ok(Target::External(addr)),
-        None => Ok(Target::Embedded(RunConfig::embedded_server(
-            a, protocol, threads, pin,
-        )?)),
+    if a.ipv6 {
+        return usage(format!(
+            "-6 puts the embedded server on [::1]; with --target {} drop -6 and give the address to use, e.g. [::1]:{}",
+            t.name,
+            t.first().port()
+        ));
     }
+    if a.server.any_given() {
+        return usage(
+            "--server-* options configure the embedded server; drop them or drop --target",
+        );
+    }
+    // --bind sources of one family can reach only that family's addresses of the name.
+    let mut t = t.clone();
+    if let Some(family) = a
+        .bind
+        .as_ref()
+        .and_then(|b| b.0.first())
+        .map(|ip| ip.is_ipv4())
+        && t.resolved.iter().any(|s| s.is_ipv4() == family)
+    {
+        t.resolved.retain(|s| s.is_ipv4() == family);
+    }
+    let addr = t.first();
+    Ok((Target::External(addr), t.is_name().then_some(t)))
 }
 
 /// The client's socket: source addresses, port strategy, close, timeouts.
@@ -620,7 +646,8 @@ impl RunConfig {
         else {
             unreachable!("`run` was given")
         };
-        a.target = t.target;
+        a.target = t.target.clone();
+        a.ipv6 = t.ipv6;
         a.close = t.close;
         a.linger = t.linger;
         a.payload = t.payload;

@@ -1,22 +1,22 @@
 //! `tcpbench run`'s flags (and the embedded server's `--server-*` ones): clap derive only.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::Outputs;
-use crate::config::{CloseMode, ServerClose};
+use crate::config::{CloseMode, ServerClose, TargetName};
 use crate::parse::{self, CountOrDuration};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Server to load, HOST:PORT, speaking --protocol. Default: an embedded server (echo, or
-    /// the minimal HTTP or RESP responder) on 127.0.0.1, port chosen by the kernel, started
-    /// for the run.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target)]
-    pub target: Option<SocketAddr>,
+    /// Server to load, HOST:PORT, speaking --protocol. A name that resolves to several
+    /// addresses (localhost: ::1 and 127.0.0.1) is probed, one connect each in order, and the
+    /// first that answers is loaded. Default: an embedded server (echo, or the minimal HTTP
+    /// or RESP responder) on 127.0.0.1, port chosen by the kernel, started for the run.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse::target_name)]
+    pub target: Option<TargetName>,
 
     /// IPv6: the embedded server listens on `[::1]` instead of 127.0.0.1.
     #[arg(long, short = '6')]
@@ -118,9 +118,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES")]
     pub expect_farewell: Option<usize>,
 
-    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.17. Bound with
-    /// IP_BIND_ADDRESS_NO_PORT, so each address has its own ephemeral port range.
-    #[arg(long, value_name = "IP[,IP|IP-IP…]", value_parser = parse::ip_list)]
+    /// Source addresses, round-robin: 127.0.0.2,127.0.0.3, 127.0.0.2-127.0.0.17, 127.0.0.8/29;
+    /// with -6 or an IPv6 target the same in IPv6 (fd00::1-fd00::4, fd00::4/126), of the
+    /// target's family. Bound with IP_BIND_ADDRESS_NO_PORT, so each address has its own
+    /// ephemeral port range.
+    #[arg(long, value_name = "IP[,IP|IP-IP|IP/LEN…]", value_parser = parse::ip_list)]
     pub bind: Option<parse::IpList>,
 
     /// How client sockets get local ports: kernel (connect() searches ip_local_port_range),

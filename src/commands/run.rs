@@ -8,9 +8,10 @@ use crate::output::{Format, RunOutcome};
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     crate::cli::resolve::isolated_target(
         args.isolate,
-        args.target.map(|t| t.to_string()).as_deref(),
+        args.target.as_ref().map(|t| t.name.as_str()),
     )?;
-    let cfg = RunConfig::from_args(args)?;
+    let mut cfg = RunConfig::from_args(args)?;
+    probe_target(&mut cfg);
     let outputs = super::outputs(Format::Text, &args.out)?.folder(
         "--hgrm",
         Format::Hgrm,
@@ -50,4 +51,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         report.interrupted,
         report.exit_code(),
     ))
+}
+
+/// A `--target` name with several addresses: the run loads the first that answers a probe
+/// (see [`crate::load::probe`]). When none answers the resolver's first stays, and the
+/// report's warning names every address tried.
+pub(super) fn probe_target(cfg: &mut RunConfig) {
+    let Some(name) = &cfg.target_name else { return };
+    if name.resolved.len() < 2 {
+        return;
+    }
+    if let Some(addr) = crate::load::probe::first_answering(&name.resolved) {
+        cfg.target = crate::config::Target::External(addr);
+    }
 }

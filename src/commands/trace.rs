@@ -6,7 +6,8 @@ use crate::output::{Format, Outputs};
 use crate::trace::{self, TraceError};
 
 pub fn trace(args: &TraceArgs) -> anyhow::Result<u8> {
-    let cfg = crate::config::RunConfig::for_trace(args)?;
+    let mut cfg = crate::config::RunConfig::for_trace(args)?;
+    super::run::probe_target(&mut cfg);
     let outputs = Outputs::new(Format::Text)
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--svg", Format::Svg, args.svg.as_deref())?;

@@ -7,6 +7,7 @@
 pub mod conn;
 pub mod control;
 pub mod pacer;
+pub mod probe;
 pub mod proto;
 mod worker;
 

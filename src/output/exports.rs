@@ -232,6 +232,7 @@ mod tests {
     #[test]
     fn rebind_has_text_and_json() {
         let table = vec![Attempt {
+            addr: "[::1]:8888".parse().unwrap(),
             old_reuseaddr: true,
             new_reuseaddr: false,
             time_wait: 3,
@@ -246,6 +247,8 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v[0]["time_wait"], 3);
+        assert_eq!(v[0]["addr"], "[::1]:8888");
+        assert!(t.contains("rebind on ::1 "), "{t}");
         assert!(table.export(Format::Html).is_none());
     }
 }

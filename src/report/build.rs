@@ -161,8 +161,19 @@ impl Report {
             .sum();
         if refused > 0 && self.totals.succeeded == 0 && self.server.is_none() {
             let t = self.target_addr;
+            let tried = match &self.config.target_name {
+                Some(n) if n.resolved.len() > 1 => {
+                    let all: Vec<String> = n.resolved.iter().map(|a| a.to_string()).collect();
+                    format!(
+                        " ({} resolves to {}; none answered)",
+                        n.name,
+                        all.join(", ")
+                    )
+                }
+                _ => String::new(),
+            };
             w.push(format!(
-                "nothing listens on {t}: start one with `tcpbench serve -l {t}`, or leave out --target for the embedded server"
+                "nothing listens on {t}{tried}: start one with `tcpbench serve -l {t}`, or leave out --target for the embedded server"
             ));
         }
         let connect = &self.latency.connect;
