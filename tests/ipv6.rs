@@ -147,12 +147,15 @@ fn a_target_name_with_two_addresses_loads_the_one_that_answers() {
         // A fixed port: the namespace is the test's own, nothing else listens in it.
         let serve = match listen {
             "" => String::new(),
-            l => format!("\"$0\" serve -l '{l}' > /dev/null 2>&1 & sleep 0.5; "),
+            // Bounded: --duration ends it even if the kill below were missed.
+            l => format!(
+                "\"$0\" serve -l '{l}' --duration 60s > /dev/null 2>&1 & srv=$!; sleep 0.5; "
+            ),
         };
         let script = format!(
             "mount --bind '{}' /etc/hosts && ip link set lo up && {serve}\
              \"$0\" run --target localhost:18888 --conns 100 --close client -q --json '{}'; \
-             rc=$?; kill %1 2> /dev/null; exit $rc",
+             rc=$?; [ -n \"$srv\" ] && kill $srv && wait $srv; exit $rc",
             hosts.display(),
             json.display()
         );
