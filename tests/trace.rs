@@ -536,3 +536,40 @@ fn the_sock_diag_fallback_sees_the_lasting_states() {
             .all(|s| s.observed == trace::Observed::SockDiag)
     );
 }
+
+/// Fast Open in the ladder: the first SYN asks for a cookie and carries nothing, the second
+/// carries the request, and the server's SYN+ACK acks those bytes; checks (1) and (3) hold
+/// for both (two connections give one ISN gap, which shows no counter).
+#[test]
+fn fastopen_puts_the_second_request_in_the_syn_and_the_checks_say_so() {
+    let _heavy = common::heavy();
+    let opts = TraceOptions {
+        conns: 2,
+        ..TraceOptions::default()
+    };
+    let cfg = || {
+        tcpbench::observe::netns::set_sysctl("net.ipv4.tcp_fastopen", "3").unwrap();
+        common::config(&["--fastopen", "--server-fastopen", "64", "--close", "client"])
+    };
+    let Some(traces) = traced_with(cfg, opts) else {
+        return;
+    };
+    let syn = |t: &Trace| {
+        t.segments
+            .iter()
+            .find(|s| s.from == Side::Client && s.has("SYN"))
+            .expect("a SYN")
+            .clone()
+    };
+    let (first, second) = (syn(&traces[0]), syn(&traces[1]));
+    assert_eq!(first.len, 0, "the cookie request carries no data");
+    assert!(second.len > 0, "the second SYN carries the request");
+    for t in &traces {
+        for id in [1, 3] {
+            let c = check(t, id);
+            assert_eq!(c.holds, Some(true), "check {id}: {}", c.detail);
+        }
+    }
+    let c = check(&traces[1], 1);
+    assert!(c.detail.contains("Fast Open"), "{}", c.detail);
+}
