@@ -343,6 +343,11 @@ pub struct RunConfig {
     /// One agent of a distributed run; `bounds` and `load` hold this agent's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
+    /// `--hlog`'s interval: the measured load's latency is also kept per interval this long,
+    /// for the HdrHistogram interval log. Absent without `--hlog`.
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
+    pub hlog_interval: Option<Duration>,
 }
 
 fn default_max_response() -> usize {
@@ -475,6 +480,11 @@ pub const MAX_CONCURRENCY: usize = 1_000_000;
 
 /// How far ahead `--start-at` may be: a typo in the date would otherwise wait for years.
 pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// Shortest `--hlog-interval`: the supervisor collects the threads' intervals every 100 ms.
+pub const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest `--hlog-interval`.
+pub const MAX_HLOG_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Slowest `--rate`, in connections/s: one per 1,000 s (slower is no schedule, it is a wait).
 pub const MIN_RATE: f64 = 0.001;

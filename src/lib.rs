@@ -141,7 +141,7 @@ pub fn run_with(
         }
     }
     if let Some(warmup) = cfg.warmup {
-        load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup")?;
+        load::run_pool(cfg, target_addr, warmup, &mut ctl, "warmup", None)?;
     }
     let started_at = SystemTime::now();
     let before = observe::Before::take(cfg.isolate);
@@ -155,11 +155,21 @@ pub fn run_with(
         Some(s) if cfg.accept_wait => observe::accept_wait::AcceptWait::start(s).ok(),
         _ => None,
     };
-    let (recorder, elapsed, timeline) = if ctl.interrupted() || ctl.aborted().is_some() {
-        (Recorder::default(), Duration::ZERO, Vec::new())
+    let (recorder, elapsed, timeline, intervals) = if ctl.interrupted() || ctl.aborted().is_some() {
+        let none = cfg
+            .hlog_interval
+            .map(|i| stats::interval::IntervalLog::empty(started_at, i));
+        (Recorder::default(), Duration::ZERO, Vec::new(), none)
     } else {
-        let pool = load::run_pool(cfg, target_addr, cfg.bounds, &mut ctl, "run")?;
-        (pool.recorder, pool.elapsed, pool.timeline)
+        let pool = load::run_pool(
+            cfg,
+            target_addr,
+            cfg.bounds,
+            &mut ctl,
+            "run",
+            cfg.hlog_interval,
+        )?;
+        (pool.recorder, pool.elapsed, pool.timeline, pool.intervals)
     };
     sampler.load_ended();
     if !cfg.drain.is_zero() && !ctl.interrupted() && ctl.aborted().is_none() {
@@ -199,6 +209,7 @@ pub fn run_with(
             time_wait,
             hints,
             timeline,
+            intervals,
         },
     ))
 }

@@ -2,7 +2,10 @@
 //!
 //! Values are recorded in nanoseconds (1 ns to 1 h, 3 significant digits), so a 15 µs
 //! handshake keeps three digits. A recorder belongs to one runtime thread: no lock, no channel
-//! and no allocation per connection.
+//! and no allocation per connection. With `--hlog`, it also records into its thread's current
+//! [`interval::Window`], which its thread swaps out at every interval's end.
+
+pub mod interval;
 
 use std::collections::BTreeMap;
 
@@ -89,6 +92,9 @@ pub struct Recorder {
     /// How the established connections ended, as observed.
     pub closes: Closes,
     pub errors: BTreeMap<Failure, u64>,
+    /// With `--hlog` only: this interval's histograms, recorded beside the run's (the
+    /// thread swaps the box at every interval's end; never merged here).
+    pub window: Option<Box<interval::Window>>,
 }
 
 impl Default for Recorder {
@@ -107,6 +113,7 @@ impl Default for Recorder {
             syn_retransmitted: 0,
             closes: Closes::default(),
             errors: BTreeMap::new(),
+            window: None,
         }
     }
 }
@@ -115,15 +122,32 @@ impl Recorder {
     #[inline]
     pub fn record(&mut self, metric: Metric, ns: u64) {
         self.latency[metric as usize].saturating_record(ns.max(1));
+        if let Some(w) = self.window.as_deref_mut() {
+            w.record(interval::series(metric), ns);
+        }
     }
 
     /// Takes one open-loop start, `lag` after its scheduled instant; `queued` when no
     /// worker was free to take it in time.
     #[inline]
     pub fn record_start(&mut self, lag: std::time::Duration, queued: bool) {
-        self.start_lag
-            .saturating_record((lag.as_nanos() as u64).max(1));
+        let ns = (lag.as_nanos() as u64).max(1);
+        self.start_lag.saturating_record(ns);
         self.queued_starts += u64::from(queued);
+        if let Some(w) = self.window.as_deref_mut() {
+            w.record(interval::START_LAG, ns);
+        }
+    }
+
+    /// Takes one open-loop connection's connect and total, measured from its scheduled start.
+    #[inline]
+    pub fn record_from_schedule(&mut self, connect_ns: u64, total_ns: u64) {
+        for (i, ns) in [connect_ns, total_ns].into_iter().enumerate() {
+            self.from_schedule[i].saturating_record(ns.max(1));
+            if let Some(w) = self.window.as_deref_mut() {
+                w.record(interval::FROM_SCHEDULE[i], ns);
+            }
+        }
     }
 
     /// Counts a failed attempt that lasted `ns` from socket() to the failure.

@@ -138,6 +138,7 @@ impl RunConfig {
             drain: a.drain,
             start_at: a.start_at,
             agent,
+            hlog_interval: hlog_interval(a)?,
         })
     }
 
@@ -454,6 +455,21 @@ fn check_exchange(a: &RunArgs, protocol: &ProtocolConfig) -> Result<(), UsageErr
         return usage("--syn-retries must be from 1 to 127 (TCP_SYNCNT)");
     }
     Ok(())
+}
+
+/// `--hlog-interval`, when there is a `--hlog` to write.
+fn hlog_interval(a: &RunArgs) -> Result<Option<Duration>, UsageError> {
+    if a.hlog.is_none() {
+        return Ok(None);
+    }
+    let d = a.hlog_interval;
+    if !(MIN_HLOG_INTERVAL..=MAX_HLOG_INTERVAL).contains(&d) {
+        return usage(format!(
+            "--hlog-interval {}: give an interval from 100ms to 1h (e.g. 1s)",
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(Some(d))
 }
 
 /// `--isolate`, `--sysctl` and the sampler: the namespace the run measures.

@@ -212,6 +212,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
 
+    /// Write the latency over time as an HdrHistogram interval log (.hlog): one histogram
+    /// per phase (tag) per --hlog-interval, values in ns, for HistogramLogAnalyzer and other
+    /// HdrHistogram log readers; - for standard output.
+    #[arg(long, value_name = "PATH")]
+    pub hlog: Option<PathBuf>,
+
+    /// The interval of --hlog's histograms (100ms to 1h).
+    #[arg(long, value_name = "D", value_parser = parse::duration, default_value = "1s", requires = "hlog")]
+    pub hlog_interval: Duration,
+
     /// After the run, trace one connection made the same way (`tcpbench trace`): print its
     /// ladder, and draw it in the --html report.
     #[arg(long)]

@@ -12,12 +12,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     )?;
     let mut cfg = RunConfig::from_args(args)?;
     probe_target(&mut cfg);
-    let outputs = super::outputs(Format::Text, &args.out)?.folder(
-        "--hgrm",
-        Format::Hgrm,
-        args.hgrm.as_deref(),
-    )?;
-    let report = crate::run_repeated(&cfg, args.repeat, args.out.quiet, |i, r| {
+    let outputs = super::outputs(Format::Text, &args.out)?
+        .folder("--hgrm", Format::Hgrm, args.hgrm.as_deref())?
+        .file("--hlog", Format::Hlog, args.hlog.as_deref())?;
+    let mut report = crate::run_repeated(&cfg, args.repeat, args.out.quiet, |i, r| {
         if args.repeat > 1 {
             eprintln!(
                 "tcpbench: run {}/{}: {:.0} conn/s, connect p99 {:.1} µs, {} failed",
@@ -29,6 +27,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             );
         }
     })?;
+    if let Some(log) = report.intervals.as_mut() {
+        log.command = Some(command_line());
+    }
     let traced = if args.trace {
         let opts = crate::trace::TraceOptions::default();
         match crate::trace::trace(&cfg, &opts) {
@@ -64,4 +65,29 @@ pub(super) fn probe_target(cfg: &mut RunConfig) {
     if let Some(addr) = crate::load::probe::first_answering(&name.resolved) {
         cfg.target = crate::config::Target::External(addr);
     }
+}
+
+/// This process's command line, as the interval log's header names it: the arguments, each
+/// quoted when it holds a space or a quote.
+fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or(a)
+            } else {
+                a
+            };
+            if a.is_empty() || a.contains([' ', '\'', '"', '\n']) {
+                format!("'{}'", a.replace('\'', "'\\''").replace('\n', " "))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

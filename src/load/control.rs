@@ -87,6 +87,8 @@ impl Control {
     /// Waits for `done` while drawing progress and handling signals; returns the progress
     /// counts at each 100 ms tick since `start`, and once more at the end. The workers judge
     /// `budget` themselves, at each failure; this only reports why it stopped the run.
+    /// `on_tick` runs at each tick too (the `--hlog` collection).
+    #[allow(clippy::too_many_arguments)]
     pub fn supervise(
         &mut self,
         start: Instant,
@@ -95,6 +97,7 @@ impl Control {
         bounds: Bounds,
         label: &str,
         budget: &ErrorBudget,
+        on_tick: &mut dyn FnMut(),
     ) -> Vec<Tick> {
         let bar = self.progress_bar(bounds, label);
         let mut timeline = Vec::new();
@@ -135,6 +138,7 @@ impl Control {
                     _ = done.notified() => break,
                     _ = signals.recv() => on_signal(stop, interrupted, &bar),
                     _ = tick.tick() => {
+                        on_tick();
                         let (done, failed) = mark(&mut timeline);
                         let elapsed = start.elapsed();
                         bar.set_position(match bounds.conns {

@@ -6,6 +6,7 @@
 
 pub mod conn;
 pub mod control;
+mod intervals;
 pub mod pacer;
 pub mod probe;
 pub mod proto;
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Bounds, RunConfig};
 use crate::stats::Recorder;
+use crate::stats::interval::IntervalLog;
 pub use control::Control;
 use worker::{Progress, Shared};
 
@@ -31,6 +33,8 @@ pub struct PoolResult {
     pub elapsed: Duration,
     /// Connections ended, counted every 100 ms: the rate over time.
     pub timeline: Vec<crate::stats::Tick>,
+    /// With `intervals`: the latency histograms of each interval since the pool's start.
+    pub intervals: Option<IntervalLog>,
 }
 
 /// Decrements the running-thread count when dropped, and wakes the supervisor at zero.
@@ -48,20 +52,33 @@ impl Drop for Finished<'_> {
 }
 
 /// Runs connections against `target` until `bounds` (or Ctrl-C, through `ctl`) stops them.
+/// With `intervals` (the measured pool of a `--hlog` run), the latency of each interval of
+/// that length is collected too.
 pub fn run_pool(
     cfg: &RunConfig,
     target: SocketAddr,
     bounds: Bounds,
     ctl: &mut Control,
     label: &str,
+    intervals: Option<Duration>,
 ) -> anyhow::Result<PoolResult> {
     let threads = cfg.threads.max(1);
     let concurrency = cfg.load.concurrency();
+    // The pool's start, on the wall clock too (the interval log's base time); the windows
+    // and spares are made before it.
+    let (start, started_at) = (Instant::now(), std::time::SystemTime::now());
+    let (mut collector, links) = match intervals {
+        Some(every) => {
+            let (c, links) = intervals::Collector::new(every, threads, started_at);
+            (Some(c), links.into_iter().map(Some).collect())
+        }
+        None => (None, (0..threads).map(|_| None).collect::<Vec<_>>()),
+    };
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         target,
         bounds,
-        start: Instant::now(),
+        start,
         stopper: ctl.stopper(),
         budget: control::ErrorBudget::new(cfg.max_errors),
         progress: (0..threads).map(|_| Progress::default()).collect(),
@@ -78,7 +95,7 @@ pub fn run_pool(
 
     let (recorders, timeline) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let mut handles = Vec::with_capacity(threads);
-        for i in 0..threads {
+        for (i, link) in links.into_iter().enumerate() {
             let workers = concurrency / threads + usize::from(i < concurrency % threads);
             let (shared, remaining, done) = (&shared, &remaining, &done);
             let handle = std::thread::Builder::new()
@@ -86,7 +103,7 @@ pub fn run_pool(
                 .spawn_scoped(scope, move || {
                     // Counts this thread out even if it panics, so the supervisor wakes.
                     let _finished = Finished { remaining, done };
-                    worker::run_thread(shared, workers, i)
+                    worker::run_thread(shared, workers, i, link)
                 });
             match handle {
                 Ok(h) => handles.push(h),
@@ -103,6 +120,11 @@ pub fn run_pool(
             bounds,
             label,
             &shared.budget,
+            &mut || {
+                if let Some(c) = collector.as_mut() {
+                    c.drain();
+                }
+            },
         );
         let recorders: anyhow::Result<Vec<Recorder>> = handles
             .into_iter()
@@ -122,5 +144,6 @@ pub fn run_pool(
         recorder,
         elapsed,
         timeline,
+        intervals: collector.map(|c| c.finish(elapsed)),
     })
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{self, PortCycle, Scratch};
 use super::control::{ErrorBudget, Stopper};
+use super::intervals::Link;
 use super::pacer::{Lateness, Pacer};
 use super::proto::Protocol;
 use crate::config::{Bounds, RunConfig};
@@ -89,7 +90,16 @@ pub struct Progress {
 /// Each worker holds its scratch's `RefCell` borrow across its awaits, for its whole life:
 /// nothing else borrows a scratch until the LocalSet has dropped (or finished) its worker.
 #[allow(clippy::await_holding_refcell_ref)]
-pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorder {
+///
+/// With `link` (`--hlog`), a task of this thread swaps the recorder's interval window out at
+/// every `--hlog-interval` since the pool's start, and the last one goes out when the thread
+/// ends, after the connections cut off by a stop are counted.
+pub fn run_thread(
+    shared: &Arc<Shared>,
+    workers: usize,
+    index: usize,
+    link: Option<Link>,
+) -> Recorder {
     if shared.cfg.pin {
         // Best effort: a CPU set that forbids it leaves the thread where it is.
         let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(index));
@@ -100,6 +110,12 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
         .expect("a current-thread runtime builds");
     let local = tokio::task::LocalSet::new();
     let recorder = Rc::new(RefCell::new(Recorder::default()));
+    let link = link.map(Rc::new);
+    if let Some(link) = &link {
+        link.install(&mut recorder.borrow_mut());
+    }
+    // The interval the thread's window is in now.
+    let interval_index = Rc::new(Cell::new(0u32));
     // Each thread starts its round-robin over source addresses at a different place.
     let source_turn = Rc::new(Cell::new(index));
     // How late this thread's timers wake it: its pacers arm that much early.
@@ -118,6 +134,18 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
         })
         .collect();
     local.block_on(&rt, async {
+        if let Some(link) = &link {
+            let (rec, link, every) = (recorder.clone(), link.clone(), link.every);
+            let (start, k) = (shared.start, interval_index.clone());
+            tokio::task::spawn_local(async move {
+                let mut tick = tokio::time::interval_at((start + every).into(), every);
+                loop {
+                    tick.tick().await;
+                    link.rotate(&mut rec.borrow_mut(), k.get());
+                    k.set(k.get() + 1);
+                }
+            });
+        }
         let handles: Vec<_> = scratches
             .iter()
             .map(|scratch| {
@@ -171,6 +199,9 @@ pub fn run_thread(shared: &Arc<Shared>, workers: usize, index: usize) -> Recorde
         }
         let ns = start.elapsed().as_nanos() as u64;
         recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
+    }
+    if let Some(link) = &link {
+        link.close(&mut recorder, interval_index.get());
     }
     recorder
 }
@@ -290,8 +321,7 @@ fn record(
             r.record(Metric::Total, c.total_ns(start));
             if let Some(s) = scheduled {
                 let from = |t: Instant| t.saturating_duration_since(s).as_nanos() as u64;
-                r.from_schedule[0].saturating_record(from(c.established).max(1));
-                r.from_schedule[1].saturating_record(from(c.end).max(1));
+                r.record_from_schedule(from(c.established), from(c.end));
             }
         }
         Err(f) => r.record_failure(f, start.elapsed().as_nanos() as u64),

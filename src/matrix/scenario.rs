@@ -14,8 +14,17 @@ use crate::config::{RunConfig, UsageError};
 use crate::launch::ServerSpec;
 
 /// Keys a scenario may not set: they belong to the matrix command or its outputs.
-const MATRIX_KEYS: [&str; 8] = [
-    "json", "hgrm", "html", "markdown", "quiet", "repeat", "isolate", "trace",
+const MATRIX_KEYS: [&str; 10] = [
+    "json",
+    "hgrm",
+    "hlog",
+    "hlog-interval",
+    "html",
+    "markdown",
+    "quiet",
+    "repeat",
+    "isolate",
+    "trace",
 ];
 
 /// The other half of an on/off pair of flags: `pin` and `no-pin`, `server-reuseport` and

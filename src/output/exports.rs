@@ -56,6 +56,7 @@ impl Export for RunOutcome<'_> {
             Format::Json => json(report::json::render(r)),
             Format::Html => text(self.html()),
             Format::Hgrm => Some(Body::Files(report::hgrm::files(r))),
+            Format::Hlog => report::hlog::render(r).map(Body::Text),
             Format::Svg => None,
         }
     }
@@ -108,7 +109,7 @@ impl Export for Compared<'_> {
                 let table = compare::render_html_table(c);
                 text(report::html::render(self.title, &table, &series))
             }
-            Format::Svg | Format::Hgrm => None,
+            Format::Svg | Format::Hgrm | Format::Hlog => None,
         }
     }
 }
@@ -154,7 +155,7 @@ impl Export for Matrix {
                 let table = matrix::render_html_table(self);
                 text(report::html::render(&title, &table, &series))
             }
-            Format::Svg | Format::Hgrm => None,
+            Format::Svg | Format::Hgrm | Format::Hlog => None,
         }
     }
 }
@@ -171,7 +172,7 @@ impl Export for Vec<Trace> {
             Format::Json => json(pretty(self)),
             // The first connection's ladder.
             Format::Svg => self.first().and_then(|t| text(trace::render_svg(t))),
-            Format::Markdown | Format::Html | Format::Hgrm => None,
+            Format::Markdown | Format::Html | Format::Hgrm | Format::Hlog => None,
         }
     }
 }
@@ -182,7 +183,7 @@ impl Export for Vec<Attempt> {
         match format {
             Format::Text => text(rebind::render(self)),
             Format::Json => json(pretty(self)),
-            Format::Markdown | Format::Html | Format::Svg | Format::Hgrm => None,
+            Format::Markdown | Format::Html | Format::Svg | Format::Hgrm | Format::Hlog => None,
         }
     }
 }

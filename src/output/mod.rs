@@ -39,6 +39,8 @@ pub enum Format {
     Svg,
     /// HdrHistogram percentile distributions, one `.hgrm` file per phase.
     Hgrm,
+    /// The HdrHistogram interval log: the latency over time, one tag per phase.
+    Hlog,
 }
 
 /// A result rendered in one format.

@@ -10,6 +10,7 @@ use crate::observe::Kernel;
 use crate::observe::cpu::CpuCost;
 use crate::observe::sampler::{TcpStates, TimeWait};
 use crate::server::ServerTotals;
+use crate::stats::interval::IntervalLog;
 use crate::stats::{Recorder, Tick};
 
 /// The measured inputs of a report, gathered by `run`.
@@ -29,6 +30,8 @@ pub struct Measured {
     /// The preflight's hints, given before the run.
     pub hints: Vec<String>,
     pub timeline: Vec<Tick>,
+    /// With `--hlog`: the latency of each interval.
+    pub intervals: Option<IntervalLog>,
 }
 
 impl Report {
@@ -99,6 +102,7 @@ impl Report {
             timeline: m.timeline,
             repeats: None,
             agents: Vec::new(),
+            intervals: m.intervals,
         }
         .with_warnings()
     }

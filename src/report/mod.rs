@@ -5,6 +5,7 @@ mod build;
 pub mod figures;
 pub use crate::hdr;
 pub mod hgrm;
+pub mod hlog;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -97,6 +98,10 @@ pub struct Report {
     /// merged: histograms added, counts summed, time series on a common wall-clock axis.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<AgentRun>,
+    /// With `--hlog`: the latency of each interval, written only as the interval log
+    /// (`report::hlog`), never in the JSON.
+    #[serde(skip)]
+    pub intervals: Option<crate::stats::interval::IntervalLog>,
 }
 
 /// One agent's run in a merged report.
@@ -213,6 +218,8 @@ impl Report {
         let agents = self.config.agent.as_ref().map(|a| a.agents);
         let mut c = self.config.whole_run();
         c.start_at = None;
+        // Whether the latency was also logged per interval is not how the run loaded.
+        c.hlog_interval = None;
         let mut v = serde_json::to_value(&c).unwrap_or_default();
         // How many agents share the run is part of it; which one this is, is not.
         if let (Some(n), Some(obj)) = (agents, v.as_object_mut()) {
@@ -361,6 +368,7 @@ pub(crate) mod fixture {
                 time_wait: TimeWait::default(),
                 hints: Vec::new(),
                 timeline: Vec::new(),
+                intervals: None,
             },
         )
     }

@@ -60,6 +60,14 @@ impl Report {
         out.time_wait.drain_s = last.time_wait.drain_s;
 
         out.repeats = (runs.len() > 1).then(|| Repeats::of(runs));
+        // Each run's intervals after the one before, on the first run's time axis.
+        out.intervals = None;
+        for log in runs.iter().filter_map(|r| r.intervals.clone()) {
+            match out.intervals.as_mut() {
+                Some(all) => all.append(log),
+                None => out.intervals = Some(log),
+            }
+        }
         out
     }
 
