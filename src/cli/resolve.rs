@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{PortArg, ProtocolArg, RunArgs, ServeArgs, TraceArgs};
+use super::{EngineArg, PortArg, ProtocolArg, RunArgs, ServeArgs, TraceArgs};
 use crate::config::*;
 use crate::load::proto::{self, SpecError};
 
@@ -114,7 +114,7 @@ impl RunConfig {
         let target = target(a, &protocol, threads, pin)?;
         let socket = client_socket(a, &target)?;
         let expect_farewell = expect_farewell(a, &target)?;
-        Ok(RunConfig {
+        let mut cfg = RunConfig {
             target,
             load,
             bounds,
@@ -136,7 +136,11 @@ impl RunConfig {
             drain: a.drain,
             start_at: a.start_at,
             agent,
-        })
+            engine: Engine::Tokio,
+            engine_note: None,
+        };
+        (cfg.engine, cfg.engine_note) = engine(a.engine, &cfg)?;
+        Ok(cfg)
     }
 
     /// The embedded server, its close policy following the client's close mode unless given.
@@ -637,5 +641,29 @@ impl RunConfig {
             );
         }
         RunConfig::from_args(&a)
+    }
+}
+
+/// `--engine`: `auto` takes the io_uring engine where the kernel has what it needs and the
+/// run's options are ones it drives, else tokio and a note why; `uring` where it cannot
+/// run is a usage error.
+fn engine(asked: EngineArg, cfg: &RunConfig) -> Result<(Engine, Option<String>), UsageError> {
+    use crate::load::uring::{support, unsupported};
+    let why = match unsupported(cfg) {
+        Some(option) => Err(format!("it does not drive {option} yet")),
+        None => support(),
+    };
+    match (asked, why) {
+        (EngineArg::Tokio, _) => Ok((Engine::Tokio, None)),
+        (EngineArg::Auto | EngineArg::Uring, Ok(())) => Ok((Engine::Uring, None)),
+        (EngineArg::Auto, Err(why)) => Ok((
+            Engine::Tokio,
+            Some(format!(
+                "--engine auto: tokio, not the io_uring engine: {why}"
+            )),
+        )),
+        (EngineArg::Uring, Err(why)) => usage(format!(
+            "--engine uring cannot run: {why}; use --engine tokio (or auto)"
+        )),
     }
 }

@@ -1,5 +1,6 @@
-//! The load generator: a pool of threads, each a single-threaded tokio runtime running its
-//! share of the workers; each worker runs the one connection loop (`worker.rs`).
+//! The load generator: a pool of threads, each running its share of the workers on the
+//! run's engine: a single-threaded tokio runtime whose workers each run the one connection
+//! loop (`worker.rs`), or one io_uring driving the same connection cycle (`uring/`).
 //!
 //! Data flows one way: workers record into their thread's [`Recorder`]; the threads' recorders
 //! are merged once when the pool ends.
@@ -8,6 +9,7 @@ pub mod conn;
 pub mod control;
 pub mod pacer;
 pub mod proto;
+pub mod uring;
 mod worker;
 
 use std::net::SocketAddr;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Notify;
 
-use crate::config::{Bounds, RunConfig};
+use crate::config::{Bounds, Engine, RunConfig};
 use crate::stats::Recorder;
 pub use control::Control;
 use worker::{Progress, Shared};
@@ -85,7 +87,10 @@ pub fn run_pool(
                 .spawn_scoped(scope, move || {
                     // Counts this thread out even if it panics, so the supervisor wakes.
                     let _finished = Finished { remaining, done };
-                    worker::run_thread(shared, workers, i)
+                    match shared.cfg.engine {
+                        Engine::Tokio => worker::run_thread(shared, workers, i),
+                        Engine::Uring => uring::run_thread(shared, workers, i),
+                    }
                 });
             match handle {
                 Ok(h) => handles.push(h),
