@@ -68,6 +68,36 @@ impl std::fmt::Display for ServerClose {
     }
 }
 
+/// Which executor drives the client's connections (`--engine`; `auto` is resolved to one of
+/// these before the run).
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// A single-threaded tokio runtime per load thread, each connection a task (epoll).
+    /// Reports from before `--engine` were all made by it.
+    #[default]
+    Tokio,
+    /// An io_uring per load thread, driving all of its connections from completions.
+    Uring,
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_value(self, f)
+    }
+}
+
 /// Settings of the echo server, for `serve` and for the server embedded in `run`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerConfig {
@@ -309,8 +339,16 @@ pub struct RunConfig {
     pub socket: ClientSocket,
     /// Bytes the server sends after the client's FIN, when known (embedded server).
     pub expect_farewell: Option<usize>,
-    /// Client threads, each with its own single-threaded runtime.
+    /// Client threads, each with its own single-threaded runtime (tokio) or ring (uring).
     pub threads: usize,
+    /// The executor that drove the client's connections.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Why `--engine auto` did not take the io_uring engine: said on stderr and kept in the
+    /// report's hints, not part of the configuration (two runs differ by `engine`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub engine_note: Option<String>,
     /// Client thread *i* runs on CPU *i* (beside server worker *i*, when embedded).
     #[serde(default)]
     pub pin: bool,

@@ -98,7 +98,8 @@ pub fn run_with(
         }
         None => cfg,
     };
-    let hints = port_hints(cfg);
+    let mut hints = port_hints(cfg);
+    hints.extend(cfg.engine_note.clone());
     for h in &hints {
         eprintln!("tcpbench: hint: {h}");
     }

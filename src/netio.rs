@@ -95,7 +95,7 @@ pub async fn send_all(stream: &TcpStream, mut buf: &[u8], sent: &mut u64) -> io:
 }
 
 /// Bytes received and not yet read (FIONREAD); a FIN alone counts none.
-pub fn queued(stream: &TcpStream) -> io::Result<usize> {
+pub fn queued(stream: &impl AsRawFd) -> io::Result<usize> {
     let mut n: libc::c_int = 0;
     // SAFETY: a valid fd, and FIONREAD writes one int through the pointer.
     let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
@@ -125,7 +125,7 @@ pub enum Pending {
 
 /// Looks at the receive queue without taking from it: one recvfrom(MSG_PEEK | MSG_DONTWAIT).
 /// A pending error (ECONNRESET) is returned, and so taken from the socket.
-pub fn pending(stream: &TcpStream) -> io::Result<Pending> {
+pub fn pending(stream: &impl AsRawFd) -> io::Result<Pending> {
     let mut byte = 0u8;
     let null = std::ptr::null_mut::<libc::c_void>();
     let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;

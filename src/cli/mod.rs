@@ -10,7 +10,7 @@ pub mod resolve;
 mod run;
 mod serve;
 
-pub use run::{EmbeddedServerArgs, PortArg, ProtocolArg, ProtocolArgs, RunArgs};
+pub use run::{EmbeddedServerArgs, EngineArg, PortArg, ProtocolArg, ProtocolArgs, RunArgs};
 pub use serve::ServeArgs;
 
 use crate::config::CloseMode;

@@ -9,6 +9,14 @@ use super::Outputs;
 use crate::config::{CloseMode, ServerClose, TargetName};
 use crate::parse::{self, CountOrDuration};
 
+/// `--engine`: an engine, or `auto`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    Auto,
+    Tokio,
+    Uring,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Server to load, HOST:PORT, speaking --protocol. A name that resolves to several
@@ -142,6 +150,12 @@ pub struct RunArgs {
     /// Client threads, each with its own single-threaded runtime [default: min(CPUs, C)].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// What drives the client's connections: tokio (epoll), uring (io_uring: one ring per
+    /// client thread, closed loop; not yet with --rate, --linger above 0, --fastopen or
+    /// --hlog), or auto: tokio for now, while the io_uring engine is new.
+    #[arg(long, value_name = "ENGINE", value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
 
     /// Stop the run once this many connections failed (50), or this share of them (5%,
     /// judged from the 100th on) [default: only when the first 100 all fail: the target is

@@ -109,8 +109,73 @@ impl Scratch {
         self.in_flight = Some((Phase::Connect, start));
     }
 
+    /// Clears the tallies of the last connection, before the next one.
+    pub(super) fn reset(&mut self) {
+        self.echo_ns.clear();
+        self.sent = 0;
+        self.received = 0;
+        self.farewell = 0;
+        self.close = None;
+        self.peer_fin = false;
+    }
+
+    /// Writes request `i` (the last one when `last`) and readies the decoder for its
+    /// response; `by_server`: the server closes after it.
+    pub(super) fn next_request(&mut self, i: u32, last: bool, by_server: bool) {
+        self.request.clear();
+        self.protocol
+            .request(u64::from(i), last, by_server, &mut self.request);
+        self.decoder.reset();
+    }
+
+    /// The request being sent.
+    pub(super) fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// Where a read goes.
+    pub(super) fn buf_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// Judges the `n` bytes just read into the buffer (0: the peer's FIN): `true` once
+    /// the response is complete.
+    pub(super) fn take(&mut self, n: usize) -> Result<bool, Failure> {
+        let echo = matches!(*self.protocol, Protocol::Echo(_));
+        let Scratch {
+            decoder,
+            buf,
+            received,
+            peer_fin,
+            ..
+        } = self;
+        judge(decoder, &buf[..n], received, peer_fin, echo)
+    }
+
+    /// Whether the server ended the connection (its FIN, or a response that says it closes)
+    /// before the last request: `closed_early`.
+    pub(super) fn peer_ended(&self) -> bool {
+        self.peer_fin || self.decoder.peer_closes()
+    }
+
+    /// `--close client`: whether the server's FIN must come before ours (its response said
+    /// it closes, and the FIN has not been seen).
+    pub(super) fn awaits_server_fin(&self, cfg: &RunConfig) -> bool {
+        cfg.requests > 0 && self.decoder.peer_closes() && !self.peer_fin
+    }
+
+    /// Whether a read saw the server's FIN before we sent ours.
+    pub(super) fn peer_fin(&self) -> bool {
+        self.peer_fin
+    }
+
+    /// Notes the server's FIN.
+    pub(super) fn saw_peer_fin(&mut self) {
+        self.peer_fin = true;
+    }
+
     /// Marks the connection in flight as being in `phase` (the worker marks its start).
-    fn enter(&mut self, phase: Phase) {
+    pub(super) fn enter(&mut self, phase: Phase) {
         if let Some((_, start)) = self.in_flight {
             self.in_flight = Some((phase, start));
         }
@@ -134,7 +199,7 @@ pub struct Cycle {
     pub handshake: Option<HandshakeInfo>,
 }
 
-fn ns(from: Instant, to: Instant) -> u64 {
+pub(super) fn ns(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_nanos() as u64
 }
 
@@ -165,12 +230,7 @@ pub async fn run(
     stop: &mut StopSignal,
     s: &mut Scratch,
 ) -> Result<Cycle, Failure> {
-    s.echo_ns.clear();
-    s.sent = 0;
-    s.received = 0;
-    s.farewell = 0;
-    s.close = None;
-    s.peer_fin = false;
+    s.reset();
     let Handshake {
         connect,
         established,
@@ -214,7 +274,7 @@ pub async fn run(
 
 /// How a connection ended, from what its syscalls saw: an RST met, or sent (`abortive`),
 /// else whose FIN came first.
-fn observed(failure: Option<&Failure>, abortive: bool, peer_fin: bool) -> Close {
+pub(super) fn observed(failure: Option<&Failure>, abortive: bool, peer_fin: bool) -> Close {
     if failure.is_some_and(|f| f.kind == ErrorKind::Reset) {
         Close::RstReceived
     } else if abortive {
@@ -228,7 +288,7 @@ fn observed(failure: Option<&Failure>, abortive: bool, peer_fin: bool) -> Close 
 
 /// Whether our close() sends an RST: SO_LINGER 0, or `--close rst` on the way that ends
 /// in [`finish`] (`finished`).
-fn aborts(cfg: &RunConfig, finished: bool) -> bool {
+pub(super) fn aborts(cfg: &RunConfig, finished: bool) -> bool {
     cfg.socket.linger == Some(Duration::ZERO) || (finished && cfg.socket.close == CloseMode::Rst)
 }
 
@@ -249,7 +309,7 @@ async fn exchange(
         let now = Instant::now();
         s.echo_ns.push(ns(edge, now));
         edge = now;
-        if !last && (s.peer_fin || s.decoder.peer_closes()) {
+        if !last && s.peer_ended() {
             return Err(Failure::new(Phase::Echo, ErrorKind::ClosedEarly));
         }
     }
@@ -289,23 +349,7 @@ async fn handshake(
     ports: Option<&PortCycle>,
 ) -> Result<Handshake, Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Connect, &e);
-    let mut tries = 1;
-    let sock = loop {
-        let local = Local {
-            ip: source,
-            port: ports.map(PortCycle::next),
-        };
-        match sockopt::client_socket(&target, &cfg.socket, local) {
-            Err(e)
-                if local.port.is_some()
-                    && e.raw_os_error() == Some(libc::EADDRINUSE)
-                    && tries < PORT_TRIES =>
-            {
-                tries += 1
-            }
-            r => break r.map_err(|e| Failure::from_bind(&e))?,
-        }
-    };
+    let sock = open(target, cfg, source, ports)?;
     let connect = Instant::now();
     let done = match sock.connect(&target.into()) {
         Ok(()) => true,
@@ -341,6 +385,34 @@ async fn handshake(
     })
 }
 
+/// socket() with the configured options, bound to `source` and a port of `ports` when
+/// given (a port held by a listener is skipped, up to [`PORT_TRIES`]): what both engines
+/// connect.
+pub(super) fn open(
+    target: SocketAddr,
+    cfg: &RunConfig,
+    source: Option<IpAddr>,
+    ports: Option<&PortCycle>,
+) -> Result<socket2::Socket, Failure> {
+    let mut tries = 1;
+    loop {
+        let local = Local {
+            ip: source,
+            port: ports.map(PortCycle::next),
+        };
+        match sockopt::client_socket(&target, &cfg.socket, local) {
+            Err(e)
+                if local.port.is_some()
+                    && e.raw_os_error() == Some(libc::EADDRINUSE)
+                    && tries < PORT_TRIES =>
+            {
+                tries += 1
+            }
+            r => return r.map_err(|e| Failure::from_bind(&e)),
+        }
+    }
+}
+
 /// Exchange `i`: writes the request while reading the response (a request larger than
 /// the socket buffers would otherwise deadlock against an echo), the decoder judging each
 /// chunk as it arrives. The whole exchange has `io_timeout` to finish: a server that drips
@@ -355,6 +427,7 @@ async fn exchange_once(
     io_timeout: Duration,
 ) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::from_io(Phase::Echo, &e);
+    s.next_request(i, last, by_server);
     let Scratch {
         protocol,
         decoder,
@@ -366,26 +439,12 @@ async fn exchange_once(
         ..
     } = s;
     let echo = matches!(**protocol, Protocol::Echo(_));
-    request.clear();
-    protocol.request(u64::from(i), last, by_server, request);
-    decoder.reset();
     let send = async { netio::send_all(stream, request, sent).await.map_err(fail) };
     let recv = async {
         loop {
             let n = netio::recv(stream, buf).await.map_err(fail)?;
-            let progress = if n == 0 {
-                *peer_fin = true;
-                decoder.eof()
-            } else {
-                *received += n as u64;
-                decoder.feed(&buf[..n])
-            };
-            match progress.map_err(|e| proto_failure(&e, echo))? {
-                Progress::NeedMore => {}
-                Progress::Complete { extra: 0, .. } => return Ok(()),
-                Progress::Complete { .. } => {
-                    return Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes));
-                }
+            if judge(decoder, &buf[..n], received, peer_fin, echo)? {
+                return Ok(());
             }
         }
     };
@@ -393,6 +452,29 @@ async fn exchange_once(
         tokio::try_join!(send, recv).map(|_| ())
     })
     .await?
+}
+
+/// Feeds one read's `chunk` (empty: the peer's FIN) to `decoder`, counting its bytes:
+/// `true` once the response is complete. Bytes beyond the response fail as `extra_bytes`.
+fn judge(
+    decoder: &mut Decoder,
+    chunk: &[u8],
+    received: &mut u64,
+    peer_fin: &mut bool,
+    echo: bool,
+) -> Result<bool, Failure> {
+    let progress = if chunk.is_empty() {
+        *peer_fin = true;
+        decoder.eof()
+    } else {
+        *received += chunk.len() as u64;
+        decoder.feed(chunk)
+    };
+    match progress.map_err(|e| proto_failure(&e, echo))? {
+        Progress::NeedMore => Ok(false),
+        Progress::Complete { extra: 0, .. } => Ok(true),
+        Progress::Complete { .. } => Err(Failure::new(Phase::Echo, ErrorKind::ExtraBytes)),
+    }
 }
 
 /// The failure a decoder's verdict is; the echo protocol keeps its own names for a short
@@ -444,24 +526,30 @@ async fn finish(stream: TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(
         CloseMode::Client => match client_fin(&stream, cfg, s).await {
             Err(f) => Err(f),
             // What comes after our FIN and before the server's is its farewell.
-            Ok(()) => drain(&stream, cfg, s).await.and_then(|tail| {
-                s.farewell = tail;
-                match cfg.expect_farewell {
-                    Some(want) if tail != want as u64 => {
-                        Err(Failure::new(Phase::Close, ErrorKind::FarewellMismatch))
-                    }
-                    _ => Ok(()),
-                }
-            }),
+            Ok(()) => drain(&stream, cfg, s)
+                .await
+                .and_then(|tail| farewell(cfg, s, tail)),
         },
     };
     let closed = close(stream, cfg).await;
     outcome.and(closed)
 }
 
+/// Notes the `tail` read after our FIN and before the server's as its farewell; one
+/// other than `--server-farewell`'s fails as `farewell_mismatch`.
+pub(super) fn farewell(cfg: &RunConfig, s: &mut Scratch, tail: u64) -> Result<(), Failure> {
+    s.farewell = tail;
+    match cfg.expect_farewell {
+        Some(want) if tail != want as u64 => {
+            Err(Failure::new(Phase::Close, ErrorKind::FarewellMismatch))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Our FIN; when the server said it closes after its response, only once its FIN came.
 async fn client_fin(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Result<(), Failure> {
-    if cfg.requests > 0 && s.decoder.peer_closes() && !s.peer_fin {
+    if s.awaits_server_fin(cfg) {
         server_fin(stream, cfg, s).await?;
     }
     shutdown_write(stream)
@@ -480,9 +568,18 @@ async fn server_fin(stream: &TcpStream, cfg: &RunConfig, s: &mut Scratch) -> Res
 /// shutdown(SHUT_WR): our FIN. ENOTCONN means the peer reset the connection first; the
 /// socket's pending error says how.
 fn shutdown_write(stream: &TcpStream) -> Result<(), Failure> {
-    match socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write) {
+    let sock = socket2::SockRef::from(stream);
+    shutdown_outcome(sock.shutdown(std::net::Shutdown::Write), sock)
+}
+
+/// What shutdown(SHUT_WR)'s result `r` on `sock` means for the connection; both engines'.
+pub(super) fn shutdown_outcome(
+    r: io::Result<()>,
+    sock: socket2::SockRef<'_>,
+) -> Result<(), Failure> {
+    match r {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(match stream.take_error() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(match sock.take_error() {
             Ok(Some(pending)) => Failure::from_io(Phase::Close, &pending),
             _ => Failure {
                 errno: Some(libc::ENOTCONN),

@@ -1,5 +1,6 @@
-//! The load generator: a pool of threads, each a single-threaded tokio runtime running its
-//! share of the workers; each worker runs the one connection loop (`worker.rs`).
+//! The load generator: a pool of threads, each running its share of the workers on the
+//! run's engine: a single-threaded tokio runtime whose workers each run the one connection
+//! loop (`worker.rs`), or one io_uring driving the same connection cycle (`uring/`).
 //!
 //! Data flows one way: workers record into their thread's [`Recorder`]; the threads' recorders
 //! are merged once when the pool ends.
@@ -10,6 +11,7 @@ mod intervals;
 pub mod pacer;
 pub mod probe;
 pub mod proto;
+pub mod uring;
 mod worker;
 
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Notify;
 
-use crate::config::{Bounds, RunConfig};
+use crate::config::{Bounds, Engine, RunConfig};
 use crate::stats::Recorder;
 use crate::stats::interval::IntervalLog;
 pub use control::Control;
@@ -103,7 +105,10 @@ pub fn run_pool(
                 .spawn_scoped(scope, move || {
                     // Counts this thread out even if it panics, so the supervisor wakes.
                     let _finished = Finished { remaining, done };
-                    worker::run_thread(shared, workers, i, link)
+                    match shared.cfg.engine {
+                        Engine::Tokio => worker::run_thread(shared, workers, i, link),
+                        Engine::Uring => uring::run_thread(shared, workers, i),
+                    }
                 });
             match handle {
                 Ok(h) => handles.push(h),

@@ -59,6 +59,34 @@ impl Shared {
         self.bounds.duration.and_then(|d| self.start.checked_add(d))
     }
 
+    /// Counts a connection's outcome against the error budget, stopping the run if it
+    /// trips it; `true` when the connection failed.
+    pub(super) fn settle(&self, outcome: Result<conn::Cycle, Failure>) -> bool {
+        match outcome {
+            Err(f) => {
+                if self.budget.failed(f, || self.ended()) {
+                    self.stopper.stop();
+                }
+                true
+            }
+            Ok(_) => {
+                self.budget.succeeded();
+                false
+            }
+        }
+    }
+
+    /// A connection's start in closed loop: the next slot claimed and the instant it
+    /// starts, or `None` when a bound (count, deadline) is reached or the run is stopping.
+    pub(super) fn start_closed(&self) -> Option<Instant> {
+        self.claim()?;
+        let start = Instant::now();
+        match self.deadline() {
+            Some(d) if start >= d => None,
+            _ => Some(start),
+        }
+    }
+
     /// Claims the next slot, or `None` when a bound is reached or the run is stopping.
     fn claim(&self) -> Option<u64> {
         if self.stopper.stopping() {
@@ -100,10 +128,7 @@ pub fn run_thread(
     index: usize,
     link: Option<Link>,
 ) -> Recorder {
-    if shared.cfg.pin {
-        // Best effort: a CPU set that forbids it leaves the thread where it is.
-        let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(index));
-    }
+    pin(shared, index);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -186,24 +211,37 @@ pub fn run_thread(
         .expect("workers are done")
         .into_inner();
     for scratch in &scratches {
-        let s = scratch.borrow();
-        let Some((phase, start)) = s.in_flight else {
-            continue;
-        };
-        recorder.attempted += 1;
-        recorder.bytes_sent += s.sent;
-        recorder.bytes_received += s.received;
-        if phase != crate::failure::Phase::Connect {
-            // Dropped with its socket: a close() that sent our FIN.
-            recorder.closes.count(crate::stats::Close::ClientFirst);
-        }
-        let ns = start.elapsed().as_nanos() as u64;
-        recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
+        record_cut(&mut recorder, &scratch.borrow());
     }
     if let Some(link) = &link {
         link.close(&mut recorder, interval_index.get());
     }
     recorder
+}
+
+/// Counts the connection in flight in `s`, if any, as cut off after a stop (`interrupted`,
+/// in the phase it was in), with what it had sent and read.
+pub(super) fn record_cut(recorder: &mut Recorder, s: &Scratch) {
+    let Some((phase, start)) = s.in_flight else {
+        return;
+    };
+    recorder.attempted += 1;
+    recorder.bytes_sent += s.sent;
+    recorder.bytes_received += s.received;
+    if phase != crate::failure::Phase::Connect {
+        // Dropped with its socket: a close() that sent our FIN.
+        recorder.closes.count(crate::stats::Close::ClientFirst);
+    }
+    let ns = start.elapsed().as_nanos() as u64;
+    recorder.record_failure(Failure::new(phase, ErrorKind::Interrupted), ns);
+}
+
+/// Pins load thread `index` to its CPU when `--pin`; best effort: a CPU set that forbids it
+/// leaves the thread where it is.
+pub(super) fn pin(shared: &Shared, index: usize) {
+    if shared.cfg.pin {
+        let _ = crate::cpu::pin_current_thread(crate::cpu::for_index(index));
+    }
 }
 
 /// What the workers of one thread share.
@@ -274,21 +312,16 @@ async fn worker(shared: &Shared, thread: Thread<'_>, scratch: &mut Scratch) {
             scheduled,
             outcome,
         );
-        if let Err(f) = outcome {
-            if shared.budget.failed(f, || shared.ended()) {
-                shared.stopper.stop();
-            }
+        if shared.settle(outcome) {
             // A failure can come back without ever waiting (EADDRNOTAVAIL, EMFILE): without
             // a yield this worker would loop on the thread and stall the other workers.
             tokio::task::yield_now().await;
-        } else {
-            shared.budget.succeeded();
         }
     }
 }
 
 /// Adds one connection's outcome to the thread's recorder and progress counters.
-fn record(
+pub(super) fn record(
     r: &mut Recorder,
     progress: &Progress,
     scratch: &Scratch,
@@ -330,7 +363,7 @@ fn record(
     progress.failed.store(r.failed, Relaxed);
 }
 
-fn next_source(bind: &[IpAddr], turn: &Cell<usize>) -> Option<IpAddr> {
+pub(super) fn next_source(bind: &[IpAddr], turn: &Cell<usize>) -> Option<IpAddr> {
     if bind.is_empty() {
         return None;
     }
