@@ -1,7 +1,7 @@
 //! The two engines (`--engine tokio`, `--engine uring`) run the same connection cycle: the
 //! same run on each, in a fresh network namespace, leaves the same marks in the kernel
 //! (TIME_WAIT on the side that closed first, RSTs, its counters) and the same counts and
-//! bytes in the report. Where io_uring cannot run, `auto` falls back to tokio and says why.
+//! bytes in the report. `auto` is tokio while the io_uring engine is opt-in.
 
 mod common;
 
@@ -181,32 +181,17 @@ fn a_hold_keeps_every_connection_open_at_once() {
     assert!(peak >= 400 * 9 / 10, "established at peak: {peak}");
 }
 
+/// `auto` stays on tokio while the io_uring engine is opt-in (issue #19 open), even in a
+/// closed loop that uring could drive.
 #[test]
-fn auto_falls_back_to_tokio_for_an_option_uring_lacks() {
+fn auto_is_tokio_while_uring_is_opt_in() {
     let _g = heavy();
     let out = common::bin()
-        .args([
-            "run",
-            "-q",
-            "--conns",
-            "50",
-            "--rate",
-            "500",
-            "--json",
-            "/dev/stdout",
-        ])
+        .args(["run", "-q", "--conns", "50", "--json", "/dev/stdout"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--engine auto: tokio") && stderr.contains("--rate"),
-        "{stderr}"
-    );
     let r: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(r["config"]["engine"], "tokio");
-    // The preflight hints land in the report's warnings.
-    let warnings = r["warnings"].to_string();
-    assert!(warnings.contains("--rate"), "{warnings}");
     assert_eq!(u(&r["totals"]["succeeded"]), 50);
 }
 
