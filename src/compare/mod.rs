@@ -572,6 +572,18 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_change_is_a_config_change() {
+        let mut base = fixture::report();
+        base.config.engine = crate::config::Engine::Tokio;
+        let mut cand = base.clone();
+        cand.config.engine = crate::config::Engine::Uring;
+        let e = compare(("a.json", &base), ("b.json", &cand), &[], false).unwrap_err();
+        assert!(e.0.contains("engine"), "{}", e.0);
+        let c = compare(("a.json", &base), ("b.json", &cand), &[], true).unwrap();
+        assert_eq!(c.config_changes, [r#"engine: "tokio" vs "uring""#]);
+    }
+
+    #[test]
     fn user_thresholds_replace_the_default_for_their_figure() {
         let t = with_defaults(vec![threshold::parse("errors>10").unwrap()], true);
         assert_eq!(t.iter().filter(|t| t.figure == "errors").count(), 1);
