@@ -21,7 +21,7 @@ use crate::server::EchoServer;
 /// One combination's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
-    /// The address both servers listened on and the new socket bound (127.0.0.1 or [::1]).
+    /// The address both servers listened on and the new socket bound (127.0.0.1 or `[::1]`).
     #[serde(default = "v4_loopback")]
     pub addr: SocketAddr,
     pub old_reuseaddr: bool,
@@ -36,7 +36,7 @@ fn v4_loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Runs the four combinations with `conns` connections each, on 127.0.0.1 or (`ipv6`) [::1].
+/// Runs the four combinations with `conns` connections each, on 127.0.0.1 or (`ipv6`) `[::1]`.
 pub fn check(conns: u32, ipv6: bool) -> anyhow::Result<Vec<Attempt>> {
     let ip = match ipv6 {
         true => IpAddr::V6(Ipv6Addr::LOCALHOST),

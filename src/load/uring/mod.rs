@@ -7,7 +7,7 @@
 //! the next completions: no epoll registration per socket, no wake-up per connection.
 //! Each completion's instant is read as it is reaped (one vDSO clock read per completion),
 //! so the phases stay µs-exact. Sockets are still made (and their options set) by one
-//! socket() call per connection, [`conn::open`], shared with the tokio engine.
+//! socket() call per connection, `conn::open`, shared with the tokio engine.
 
 mod probe;
 mod slot;
