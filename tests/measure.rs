@@ -272,7 +272,8 @@ fn until_one_passes(
 /// loopback the SYN+ACK waits in the socket's backlog until connect() releases the socket:
 /// the ACK, not the SYN+ACK, is close to the sample's end.) So its p50 lies between the
 /// wire's SYN -> SYN+ACK and SYN -> ACK p50s, give or take 1 µs (tcpi_rtt is the difference
-/// of two whole-µs clock reads), and the bracket is narrow: within 20% (or 2 µs) of one end.
+/// of two whole-µs clock reads). Where in the bracket depends on how long the SYN+ACK
+/// waits in the backlog (seen: 7 µs between 4.2 and 9.5), so no closer claim is made.
 fn handshake_matches_the_wire(o: &Observed) -> Result<(), String> {
     let r = &o.report;
     let n = r.totals.succeeded;
@@ -288,8 +289,7 @@ fn handshake_matches_the_wire(o: &Observed) -> Result<(), String> {
         quantile(&o.syn_to_syn_ack_us, 0.5),
         quantile(&o.syn_to_ack_us, 0.5),
     );
-    let near = |end: f64| (kernel - end).abs() <= (0.2 * end).max(2.0);
-    if kernel < syn_ack - 1.0 || kernel > ack + 1.0 || !(near(syn_ack) || near(ack)) {
+    if kernel < syn_ack - 1.0 || kernel > ack + 1.0 {
         return Err(format!(
             "handshake_rtt p50 {kernel} µs against SYN -> SYN+ACK {syn_ack:.1} µs and SYN -> ACK {ack:.1} µs"
         ));
