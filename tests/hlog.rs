@@ -472,3 +472,45 @@ fn read_with_python(python: &Path, log: &Path) -> BTreeMap<String, (u64, usize)>
     );
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
+
+#[test]
+fn the_log_can_go_to_standard_output_and_a_failed_write_is_exit_3() {
+    let _guard = heavy();
+    let out = bin()
+        .args(["-q", "-n", "200", "-c", "4", "--hlog", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempdir();
+    let log = dir.path().join("stdout.hlog");
+    std::fs::write(&log, &out.stdout).unwrap();
+    let (series, _) = read_with_crate(&log);
+    let connect: u64 = series["connect"].iter().map(|s| s.2).sum();
+    assert_eq!(connect, 200, "the whole log on standard output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("200 succeeded"),
+        "the summary on standard error: {err}"
+    );
+
+    // A device that takes nothing: the run's other outputs are written, the status says not all.
+    let json = dir.path().join("r.json");
+    let out = bin()
+        .args([
+            "-q",
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--hlog",
+            "/dev/full",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--hlog /dev/full: cannot write"), "{err}");
+    assert!(json.exists(), "the JSON is still written");
+}
