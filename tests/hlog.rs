@@ -1,8 +1,10 @@
-//! `--hlog`: the interval log a run writes, read back as other tools read it, by the
-//! `hdrhistogram` crate's `IntervalLogIterator` and by Python's `hdrhistogram` package
-//! (`hdrh.log.HistogramLogReader`, pip-installed into a venv of this test's own): its tags, its
-//! intervals in time order, and each tag's counts over all intervals equal to the JSON
-//! report's count for that phase (the last partial interval kept, nothing counted twice).
+//! `--hlog`: the interval log a run writes, read back as other tools read it: by the
+//! `hdrhistogram` crate's `IntervalLogIterator`, by Java HdrHistogram's
+//! `HistogramLogProcessor` (Debian's libhdrhistogram-java, the library HistogramLogAnalyzer
+//! reads logs with) and by Python's `hdrhistogram` package (`hdrh.log.HistogramLogReader`,
+//! pip-installed into a venv of this test's own). Checked: its tags, its intervals in time
+//! order, and each tag's counts over all intervals equal to the JSON report's count for that
+//! phase (the last partial interval kept, nothing counted twice).
 
 mod common;
 
@@ -180,6 +182,29 @@ fn an_open_loop_run_logs_every_phase_per_interval_and_adds_up() {
     );
     assert!(text.contains("#[MaxValueDivisor: 1000000.000]\n"));
 
+    // Java's HistogramLogProcessor: HdrHistogram's own reader, the one HistogramLogAnalyzer
+    // is built on.
+    if common::require(
+        &format!(
+            "java and {HDRHISTOGRAM_JAR} (apt-get install default-jre-headless libhdrhistogram-java)"
+        ),
+        java_reader_here(),
+    ) {
+        for tag in ALL_TAGS {
+            let (total, intervals) = read_with_java(&log, tag);
+            assert_eq!(
+                total,
+                report_count(&report, tag),
+                "{tag}: HistogramLogProcessor's total against the report's"
+            );
+            assert_eq!(
+                intervals,
+                series.get(tag).map_or(0, Vec::len),
+                "{tag}: HistogramLogProcessor reads as many intervals as the crate"
+            );
+        }
+    }
+
     let Some(python) = hdrh_python() else {
         return;
     };
@@ -290,6 +315,58 @@ fn a_bad_interval_is_refused_before_the_run() {
     );
 }
 
+/// Debian's HdrHistogram for Java (libhdrhistogram-java), with its HistogramLogProcessor.
+const HDRHISTOGRAM_JAR: &str = "/usr/share/java/hdrhistogram.jar";
+
+fn java_reader_here() -> bool {
+    Path::new(HDRHISTOGRAM_JAR).exists()
+        && Command::new("java")
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Tag `tag`'s total count and number of intervals as Java's HistogramLogProcessor reads the
+/// log at `log`: its interval lines (`0.200: I:627 ( … ) T:…`), and the overall
+/// distribution's `Total count` in the `.hgrm` it writes beside them. (0, 0) for a tag the
+/// log does not have (`-listtags` does not list it).
+fn read_with_java(log: &Path, tag: &str) -> (u64, usize) {
+    let java = |args: &[&str]| {
+        let out = Command::new("java")
+            .args([
+                "-cp",
+                HDRHISTOGRAM_JAR,
+                "org.HdrHistogram.HistogramLogProcessor",
+                "-i",
+            ])
+            .arg(log)
+            .args(args)
+            .output()
+            .expect("java runs");
+        assert!(
+            out.status.success(),
+            "HistogramLogProcessor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    if !java(&["-listtags"]).lines().any(|l| l.trim() == tag) {
+        return (0, 0);
+    }
+    let dir = tempdir();
+    let out = dir.path().join(tag);
+    java(&["-tag", tag, "-o", out.to_str().unwrap()]);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    let intervals = lines.lines().filter(|l| l.contains(": I:")).count();
+    let hgrm = std::fs::read_to_string(out.with_extension("hgrm")).unwrap();
+    let total = hgrm
+        .lines()
+        .find_map(|l| l.split("Total count    =").nth(1))
+        .and_then(|v| v.trim().trim_end_matches(']').trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Total count in {hgrm}"));
+    (total, intervals)
+}
+
 /// The Python package, pinned: 0.8.0 is the first whose `HistogramLogReader` reads `Tag=`
 /// lines (0.7.1 and older skip them, and read nothing of this log); 0.10.8 is the newest.
 const HDRH: &str = "hdrhistogram==0.10.8";
@@ -394,4 +471,46 @@ fn read_with_python(python: &Path, log: &Path) -> BTreeMap<String, (u64, usize)>
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+#[test]
+fn the_log_can_go_to_standard_output_and_a_failed_write_is_exit_3() {
+    let _guard = heavy();
+    let out = bin()
+        .args(["-q", "-n", "200", "-c", "4", "--hlog", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempdir();
+    let log = dir.path().join("stdout.hlog");
+    std::fs::write(&log, &out.stdout).unwrap();
+    let (series, _) = read_with_crate(&log);
+    let connect: u64 = series["connect"].iter().map(|s| s.2).sum();
+    assert_eq!(connect, 200, "the whole log on standard output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("200 succeeded"),
+        "the summary on standard error: {err}"
+    );
+
+    // A device that takes nothing: the run's other outputs are written, the status says not all.
+    let json = dir.path().join("r.json");
+    let out = bin()
+        .args([
+            "-q",
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--hlog",
+            "/dev/full",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--hlog /dev/full: cannot write"), "{err}");
+    assert!(json.exists(), "the JSON is still written");
 }

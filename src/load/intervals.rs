@@ -85,8 +85,9 @@ pub struct Collector {
     through: Vec<u32>,
     /// Per thread: it sent its last window.
     ended: Vec<bool>,
-    /// Intervals some thread is not past yet, merged so far.
-    pending: BTreeMap<u32, Box<Window>>,
+    /// Intervals some thread is not past yet, merged so far, each in the window of the
+    /// thread that sent it first (which gets it back).
+    pending: BTreeMap<u32, (usize, Box<Window>)>,
     /// The next interval to finish; every one below is in `log`.
     next: u32,
     /// The highest interval any thread sent.
@@ -160,12 +161,12 @@ impl Collector {
             return;
         };
         match self.pending.get_mut(&r.index) {
-            Some(merged) => {
+            Some((_, merged)) => {
                 merged.add(&w);
                 self.give_back(r.thread, w);
             }
             None => {
-                self.pending.insert(r.index, w);
+                self.pending.insert(r.index, (r.thread, w));
             }
         }
     }
@@ -188,9 +189,9 @@ impl Collector {
                 _ => self.interval,
             };
             let interval = match self.pending.remove(&k) {
-                Some(w) => {
+                Some((owner, w)) => {
                     let iv = w.finish(start, length);
-                    self.give_back(k as usize, w);
+                    self.give_back(owner, w);
                     iv
                 }
                 None => Window::default().finish(start, length),
@@ -200,20 +201,16 @@ impl Collector {
         }
     }
 
-    /// Empties `w` and sends it to a thread that is still running (thread `hint`'s turn
-    /// first), or drops it.
-    fn give_back(&mut self, hint: usize, mut w: Box<Window>) {
-        let n = self.spares.len();
-        w.reset();
-        for t in (0..n).map(|i| (hint + i) % n) {
-            if self.ended[t] {
-                continue;
-            }
-            match self.spares[t].send(w) {
-                Ok(()) => return,
-                Err(e) => w = e.0,
-            }
+    /// Empties `w` and sends it back to `thread`, which sent it, unless that thread has
+    /// ended: each thread gets back as many windows as it sent, so none piles up spares
+    /// while another allocates.
+    fn give_back(&mut self, thread: usize, mut w: Box<Window>) {
+        if self.ended[thread] {
+            return;
         }
+        w.reset();
+        // A thread that ended meanwhile dropped its end: the window is dropped too.
+        let _ = self.spares[thread].send(w);
     }
 }
 
@@ -289,6 +286,28 @@ mod tests {
         let h = log.intervals[0].histogram(series(Metric::Connect));
         assert_eq!(h.len(), 5);
         assert!(h.max() >= 30_000, "b's values merged in");
+    }
+
+    #[test]
+    fn each_thread_gets_back_what_it_sent() {
+        // Thread a always sends first (its window holds the merge), b second: neither may
+        // pile up spares while the other allocates.
+        let (mut c, links) = Collector::new(I, 2, SystemTime::UNIX_EPOCH);
+        let mut links = links.into_iter();
+        let (a, b) = (links.next().unwrap(), links.next().unwrap());
+        let (mut ra, mut rb) = (recorder(&a), recorder(&b));
+        for k in 0..50 {
+            ra.record(Metric::Total, 1_000);
+            rb.record(Metric::Total, 2_000);
+            a.rotate(&mut ra, k);
+            b.rotate(&mut rb, k);
+            c.drain();
+        }
+        assert_eq!(c.log.intervals.len(), 50);
+        for (name, link) in [("a", &a), ("b", &b)] {
+            let spares = link.spares.try_iter().count();
+            assert_eq!(spares, 1, "{name}: its one spare, back each interval");
+        }
     }
 
     #[test]

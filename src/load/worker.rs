@@ -117,11 +117,11 @@ pub struct Progress {
 ///
 /// Each worker holds its scratch's `RefCell` borrow across its awaits, for its whole life:
 /// nothing else borrows a scratch until the LocalSet has dropped (or finished) its worker.
-#[allow(clippy::await_holding_refcell_ref)]
 ///
 /// With `link` (`--hlog`), a task of this thread swaps the recorder's interval window out at
 /// every `--hlog-interval` since the pool's start, and the last one goes out when the thread
 /// ends, after the connections cut off by a stop are counted.
+#[allow(clippy::await_holding_refcell_ref)]
 pub fn run_thread(
     shared: &Arc<Shared>,
     workers: usize,
