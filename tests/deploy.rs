@@ -719,51 +719,18 @@ const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 /// `kubernetes-validate` from a venv under target/, made (and the package installed with pip)
 /// on first use. `Err` says why it could not be had.
 fn kubernetes_validate() -> Result<std::path::PathBuf, String> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-validate-venv");
-    let exe = venv.join("bin").join("kubernetes-validate");
     let works = |exe: &Path| {
         Command::new(exe)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if works(&exe) {
-        return Ok(exe);
-    }
-    // A venv left half-made by an interrupted run is made again.
-    let _ = std::fs::remove_dir_all(&venv);
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            // pip's last line says what went wrong (no network, no such version).
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            Err(format!("{cmd:?} failed: {}", last.trim()))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--timeout",
-        "30",
+    common::venv::tool(
+        "kubernetes-validate-venv",
         KUBERNETES_VALIDATE,
-    ]))?;
-    if works(&exe) {
-        Ok(exe)
-    } else {
-        Err(format!(
-            "{} does not run after pip installed it",
-            exe.display()
-        ))
-    }
+        "kubernetes-validate",
+        works,
+    )
 }
 
 /// `kubernetes-validate --strict FILES`: its exit status and output.

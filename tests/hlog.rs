@@ -388,49 +388,12 @@ fn hdrh_python() -> Option<PathBuf> {
 }
 
 fn make_venv() -> Result<PathBuf, String> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hdrh-venv");
-    let python = venv.join("bin").join("python");
-    let works = |python: &Path| {
+    common::venv::tool("hdrh-venv", HDRH, "python", |python| {
         Command::new(python)
             .args(["-c", "import hdrh.log, importlib.metadata as m; assert m.version('hdrhistogram') == '0.10.8'"])
             .output()
             .is_ok_and(|o| o.status.success())
-    };
-    if works(&python) {
-        return Ok(python);
-    }
-    // A venv left half-made by an interrupted run is made again.
-    let _ = std::fs::remove_dir_all(&venv);
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        Err(format!("{cmd:?} failed: {}", last.trim()))
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--timeout",
-        "30",
-        HDRH,
-    ]))?;
-    if works(&python) {
-        Ok(python)
-    } else {
-        Err(format!(
-            "{} cannot import hdrh after pip installed it",
-            python.display()
-        ))
-    }
+    })
 }
 
 /// Reads a log with `hdrh.log.HistogramLogReader` and prints each tag's total count and

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod venv;
 
 use std::io::Write;
 use std::path::Path;
