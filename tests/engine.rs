@@ -5,32 +5,13 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::heavy;
 use serde_json::Value;
 
 /// Runs tcpbench with `args` in a fresh network namespace: its report and exit status.
 fn isolated(args: &[&str]) -> Option<(Value, Option<i32>)> {
-    if !common::require_netns() {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_tcpbench"))
-        .args(args)
-        .args(["-q", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        json.exists(),
-        "no report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((common::read_report(&json), out.status.code()))
+    common::isolated_report(args).map(|(r, out)| (r, out.status.code()))
 }
 
 fn u(v: &Value) -> u64 {

@@ -13,20 +13,7 @@ use serde_json::Value;
 /// Runs tcpbench with `args` in a fresh network namespace and returns its report, after
 /// checking it exited with `code`; `None` when no namespace can be made.
 fn isolated(args: &[&str], code: impl Fn(&Value) -> i32) -> Option<Value> {
-    if !common::require_netns() {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_tcpbench"))
-        .args(args)
-        .args(["-q", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let report = common::read_report(&json);
+    let (report, out) = common::isolated_report(args)?;
     assert_eq!(
         out.status.code(),
         Some(code(&report)),

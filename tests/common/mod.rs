@@ -141,6 +141,31 @@ pub fn read_report(path: &Path) -> serde_json::Value {
     report
 }
 
+/// Runs `tcpbench ARGS… -q --json FILE` in a fresh network namespace (`unshare -n`, lo up):
+/// its report (checked against the schema) and how the process ended; `None` after a
+/// visible skip where namespaces cannot be made (a failure under CI).
+pub fn isolated_report(args: &[&str]) -> Option<(serde_json::Value, std::process::Output)> {
+    if !require_netns() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tcpbench"))
+        .args(args)
+        .args(["-q", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        json.exists(),
+        "no report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((read_report(&json), out))
+}
+
 /// Runs `tcpbench -q --json FILE ARGS…` and returns its report (checked against the schema)
 /// and exit status; a run that wrote no report fails the test with its stderr.
 pub fn run_report(args: &[&str]) -> (serde_json::Value, Option<i32>) {

@@ -133,6 +133,16 @@ fn errno(res: i32) -> io::Error {
     io::Error::from_raw_os_error(-res)
 }
 
+/// A completion's result: the bytes (or 0) it did, or its failure in `phase`; ECANCELED is
+/// the linked timeout having fired.
+fn completed(res: i32, phase: Phase) -> Result<usize, Failure> {
+    match res {
+        r if r == -libc::ECANCELED => Err(timeout(phase)),
+        r if r < 0 => Err(Failure::from_io(phase, &errno(r))),
+        n => Ok(n as usize),
+    }
+}
+
 fn timeout(phase: Phase) -> Failure {
     let kind = match phase {
         Phase::Connect => ErrorKind::ConnectTimeout,
@@ -297,11 +307,7 @@ impl Slot {
         now: Instant,
         q: &mut impl Submit,
     ) -> Result<(), Failure> {
-        match res {
-            0 => {}
-            r if r == -libc::ECANCELED => return Err(timeout(Phase::Connect)),
-            r => return Err(Failure::from_io(Phase::Connect, &errno(r))),
-        }
+        completed(res, Phase::Connect)?;
         self.established = now;
         if ctx.cfg.socket.tcp_info {
             self.info = self
@@ -385,14 +391,9 @@ impl Slot {
         now: Instant,
         q: &mut impl Submit,
     ) -> Result<(), Failure> {
-        match res {
-            r if r == -libc::ECANCELED => return Err(timeout(Phase::Echo)),
-            r if r < 0 => return Err(Failure::from_io(Phase::Echo, &errno(r))),
-            n => {
-                self.scratch.sent += n as u64;
-                self.off += n as usize;
-            }
-        }
+        let n = completed(res, Phase::Echo)?;
+        self.scratch.sent += n as u64;
+        self.off += n;
         if self.off < self.scratch.request().len() {
             return self.send(now, q);
         }
@@ -407,12 +408,7 @@ impl Slot {
         now: Instant,
         q: &mut impl Submit,
     ) -> Result<(), Failure> {
-        let phase = self.phase();
-        let n = match res {
-            r if r == -libc::ECANCELED => return Err(timeout(phase)),
-            r if r < 0 => return Err(Failure::from_io(phase, &errno(r))),
-            n => n as usize,
-        };
+        let n = completed(res, self.phase())?;
         match self.state {
             State::Exchange => {
                 if !self.scratch.take(n)? {
