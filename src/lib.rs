@@ -88,7 +88,9 @@ pub fn run_with(
     // machines by.
     let calibration = environment::calibrate(environment::CALIBRATION_SPAN).ok();
     let served;
-    let cfg = match before_load()? {
+    // A server started for the run is its target; else a `--target` name with several
+    // addresses loads the first that answers (probed here, in the run's namespace).
+    let cfg = match before_load()?.or_else(|| load::probe::answering(cfg)) {
         Some(addr) => {
             served = RunConfig {
                 target: Target::External(addr),

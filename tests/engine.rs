@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::heavy;
 use serde_json::Value;
 

@@ -10,8 +10,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         args.isolate,
         args.target.as_ref().map(|t| t.name.as_str()),
     )?;
-    let mut cfg = RunConfig::from_args(args)?;
-    probe_target(&mut cfg);
+    let cfg = RunConfig::from_args(args)?;
     let outputs = super::outputs(Format::Text, &args.out)?
         .folder("--hgrm", Format::Hgrm, args.hgrm.as_deref())?
         .file("--hlog", Format::Hlog, args.hlog.as_deref())?;
@@ -52,19 +51,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         report.interrupted,
         report.exit_code(),
     ))
-}
-
-/// A `--target` name with several addresses: the run loads the first that answers a probe
-/// (see [`crate::load::probe`]). When none answers the resolver's first stays, and the
-/// report's warning names every address tried.
-pub(super) fn probe_target(cfg: &mut RunConfig) {
-    let Some(name) = &cfg.target_name else { return };
-    if name.resolved.len() < 2 {
-        return;
-    }
-    if let Some(addr) = crate::load::probe::first_answering(&name.resolved) {
-        cfg.target = crate::config::Target::External(addr);
-    }
 }
 
 /// This process's command line, as the interval log's header names it: the arguments, each

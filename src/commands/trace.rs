@@ -7,7 +7,9 @@ use crate::trace::{self, TraceError};
 
 pub fn trace(args: &TraceArgs) -> anyhow::Result<u8> {
     let mut cfg = crate::config::RunConfig::for_trace(args)?;
-    super::run::probe_target(&mut cfg);
+    if let Some(addr) = crate::load::probe::answering(&cfg) {
+        cfg.target = crate::config::Target::External(addr);
+    }
     let outputs = Outputs::new(Format::Text)
         .file("--json", Format::Json, args.json.as_deref())?
         .file("--svg", Format::Svg, args.svg.as_deref())?;

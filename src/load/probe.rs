@@ -6,6 +6,19 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::config::RunConfig;
+
+/// The address to load when `--target` was a name with several addresses: the first that
+/// answers. `None` (the configured target stays) for one address, an address typed as
+/// such, or when none answers (the report's warning then names every address tried).
+pub fn answering(cfg: &RunConfig) -> Option<SocketAddr> {
+    let name = cfg.target_name.as_ref()?;
+    if name.resolved.len() < 2 {
+        return None;
+    }
+    first_answering(&name.resolved)
+}
+
 /// How long one probe's connect may take: on this host a listener answers in microseconds.
 pub const TIMEOUT: Duration = Duration::from_millis(300);
 
