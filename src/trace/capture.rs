@@ -10,8 +10,9 @@
 //! payload length is read from the IP header, not from the bytes copied.
 //!
 //! Timestamps are SO_TIMESTAMPNS (CLOCK_REALTIME, taken when the frame reached the tap) and
-//! converted to CLOCK_MONOTONIC with an offset measured when the capture starts, so they
-//! line up with the tracepoint's `mono` trace clock.
+//! converted to CLOCK_MONOTONIC batch by batch, with the clocks read as each drain ends, so
+//! they line up with the tracepoint's `mono` trace clock even when the wall clock is
+//! stepped during the trace ([`super::clock`]).
 
 use std::io;
 use std::mem::{size_of, size_of_val};
@@ -22,6 +23,7 @@ use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use super::TraceError;
 use super::build::{RawSegment, flag};
+use super::clock::{self, ClockPair};
 
 /// Bytes of each frame copied to user space: Ethernet (14) + IPv4 with options (60) + TCP
 /// with options (60), rounded up.
@@ -35,36 +37,12 @@ const PACKET_OUTGOING: u8 = 4;
 pub struct Capture {
     fd: OwnedFd,
     buf: Vec<u8>,
-    /// CLOCK_REALTIME − CLOCK_MONOTONIC, ns, measured at the start.
-    real_minus_mono: i64,
-}
-
-/// CLOCK_MONOTONIC now, in ns: the clock every timestamp of a trace is on.
-pub fn mono_ns() -> i64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a timespec to write.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-/// CLOCK_REALTIME − CLOCK_MONOTONIC, from the tightest of a few reads of both.
-fn real_minus_mono() -> i64 {
-    (0..16)
-        .map(|_| {
-            let m1 = mono_ns();
-            let r = clock_ns(libc::CLOCK_REALTIME);
-            let m2 = mono_ns();
-            (m2 - m1, r - (m1 + (m2 - m1) / 2))
-        })
-        .min_by_key(|&(width, _)| width)
-        .map_or(0, |(_, off)| off)
+    /// The clocks as the last drain ended (or the capture started).
+    clocks: ClockPair,
+    /// The batch being drained: each frame's segment and its CLOCK_REALTIME stamp.
+    batch: Vec<(RawSegment, i64)>,
+    /// Steps of the wall clock seen during the capture, ns.
+    steps: Vec<i64>,
 }
 
 impl Capture {
@@ -96,7 +74,9 @@ impl Capture {
         Ok(Capture {
             fd,
             buf: vec![0; SNAPLEN as usize + 64],
-            real_minus_mono: 0,
+            clocks: ClockPair::now(),
+            batch: Vec::new(),
+            steps: Vec::new(),
         })
     }
 
@@ -135,7 +115,7 @@ impl Capture {
         if r != 0 {
             return Err(io::Error::last_os_error());
         }
-        self.real_minus_mono = real_minus_mono();
+        self.clocks = ClockPair::now();
         self.take_drops();
         Ok(())
     }
@@ -163,7 +143,10 @@ impl Capture {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(()),
+                    io::ErrorKind::WouldBlock => {
+                        self.convert(out);
+                        Ok(())
+                    }
                     io::ErrorKind::Interrupted => continue,
                     _ => Err(e),
                 };
@@ -176,10 +159,30 @@ impl Capture {
             let Some(real) = timestamp(&msg) else {
                 continue;
             };
-            if let Some(seg) = parse(&self.buf[..n as usize], real - self.real_minus_mono) {
-                out.push(seg);
+            if let Some(seg) = parse(&self.buf[..n as usize], 0) {
+                self.batch.push((seg, real));
             }
         }
+    }
+
+    /// Puts the drained batch on CLOCK_MONOTONIC and appends it to `out`.
+    fn convert(&mut self, out: &mut Vec<RawSegment>) {
+        let now = ClockPair::now();
+        if let Some(d) = clock::step(self.clocks, now) {
+            self.steps.push(d);
+        }
+        let real: Vec<i64> = self.batch.iter().map(|(_, r)| *r).collect();
+        let mono = clock::to_mono(&real, self.clocks, now);
+        out.extend(self.batch.drain(..).zip(mono).map(|((mut seg, _), m)| {
+            seg.mono_ns = m;
+            seg
+        }));
+        self.clocks = now;
+    }
+
+    /// The wall clock's steps during the capture so far, ns.
+    pub fn clock_steps(&self) -> &[i64] {
+        &self.steps
     }
 
     /// Frames the kernel dropped from this socket's queue since the last call.

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::build::{self, Isn, Observation, RawSegment, RawState, RawTimeWait};
-use super::capture::{Capture, mono_ns};
+use super::capture::Capture;
+use super::clock::mono_ns;
 use super::model::{Observed, Side, StateSource, Trace, tcp_state};
 use super::states::{Diag, DiagSocket, Poller, Seen};
 use super::{TraceError, TraceOptions};
@@ -175,6 +176,17 @@ pub fn trace(cfg: &RunConfig, opts: &TraceOptions) -> Result<Vec<Trace>, TraceEr
         });
     }
 
+    if let Some(largest) = capture.clock_steps().iter().max_by_key(|d| d.abs()) {
+        let steps = capture.clock_steps();
+        let us = |ns: i64| format!("{:+.1} µs", ns as f64 / 1e3);
+        run_notes.push(format!(
+            "the wall clock was stepped {} time(s) during the trace (largest {}, in all {}); \
+             the capture's timestamps were put back on the monotonic clock around each step",
+            steps.len(),
+            us(*largest),
+            us(steps.iter().sum())
+        ));
+    }
     let (source_kind, raw_states) = match states {
         States::Tracepoint(mut t) => {
             t.drain(&mut events)

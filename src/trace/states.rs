@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use super::capture::mono_ns;
+use super::clock::mono_ns;
 use super::model::tcp_state;
 use crate::observe::sockdiag;
 
