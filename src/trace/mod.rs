@@ -23,7 +23,7 @@ mod svg;
 #[cfg(target_os = "linux")]
 pub mod capture;
 #[cfg(target_os = "linux")]
-mod clock;
+pub mod clock;
 #[cfg(target_os = "linux")]
 mod run;
 #[cfg(target_os = "linux")]
