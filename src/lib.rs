@@ -121,7 +121,9 @@ pub fn run_with(
     if !quiet {
         // Said at the start, so a piped or logged run shows what it is doing; the summary
         // repeats it.
-        eprintln!("{}", report::text::config_header(cfg, target_addr));
+        let header = report::text::config_header(cfg, target_addr);
+        let columns = output::terminal_columns_of(2);
+        eprint!("{}", report::text::wrap_to(header + "\n", columns));
     }
     if let Some(at) = cfg.start_at {
         match at.duration_since(SystemTime::now()) {

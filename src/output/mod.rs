@@ -295,13 +295,18 @@ fn write_body(dest: &Dest, body: &Body) -> std::io::Result<()> {
 /// The width of the terminal standard output is, or `None` when it is not one (a file, a
 /// pipe): the text summary fits a narrow terminal and keeps its wide layout elsewhere.
 pub fn terminal_columns() -> Option<usize> {
-    // SAFETY: isatty and TIOCGWINSZ on fd 1 only read; `ws` is a whole winsize.
+    terminal_columns_of(1)
+}
+
+/// The width of the terminal on descriptor `fd`, when it is one.
+pub fn terminal_columns_of(fd: libc::c_int) -> Option<usize> {
+    // SAFETY: isatty and TIOCGWINSZ on `fd` only read; `ws` is a whole winsize.
     unsafe {
-        if libc::isatty(1) != 1 {
+        if libc::isatty(fd) != 1 {
             return None;
         }
         let mut ws: libc::winsize = std::mem::zeroed();
-        (libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
+        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
             .then_some(usize::from(ws.ws_col))
     }
 }

@@ -15,9 +15,62 @@ pub fn render(r: &Report) -> String {
 }
 
 /// The summary for a terminal `columns` wide (`None`: not a terminal): under
-/// [`WIDE_COLUMNS`] the latency tables drop min and mean and narrow their columns.
+/// [`WIDE_COLUMNS`] the latency tables drop min and mean and narrow their columns, and in a
+/// terminal a line longer than its width is wrapped between words, indented under its start.
 pub fn render_for(r: &Report, columns: Option<usize>) -> String {
-    let narrow = columns.is_some_and(|c| c < WIDE_COLUMNS);
+    wrap_to(
+        summary(r, columns.is_some_and(|c| c < WIDE_COLUMNS)),
+        columns,
+    )
+}
+
+/// `text` as it is for a file or pipe (`None`), wrapped for a terminal `columns` wide.
+pub fn wrap_to(text: String, columns: Option<usize>) -> String {
+    match columns {
+        Some(c) => wrap(&text, c),
+        None => text,
+    }
+}
+
+/// Each line of `text` broken between words to at most `columns` characters; a continuation
+/// is indented two past its line's own indent. A word longer than the room is cut.
+fn wrap(text: &str, columns: usize) -> String {
+    let columns = columns.max(20);
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let mut rest = line;
+        let mut first = true;
+        loop {
+            let lead = if first {
+                0
+            } else {
+                (indent + 2).min(columns / 2)
+            };
+            let room = columns - lead;
+            out.extend(std::iter::repeat_n(' ', lead));
+            let body = if first { rest } else { rest.trim_start() };
+            if body.chars().count() <= room {
+                out.push_str(body);
+                out.push('\n');
+                break;
+            }
+            let cut = body.char_indices().nth(room).map_or(body.len(), |(i, _)| i);
+            let at = body[..cut]
+                .rfind(' ')
+                .filter(|&i| body[..i].trim_start().len() > 0)
+                .unwrap_or(cut);
+            out.push_str(body[..at].trim_end());
+            out.push('\n');
+            rest = &body[at..];
+            first = false;
+        }
+    }
+    out
+}
+
+/// The summary's lines, unwrapped.
+fn summary(r: &Report, narrow: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", config_line(r));
     let t = &r.totals;
@@ -351,9 +404,9 @@ fn header(
 }
 
 /// A latency table: a row per phase, a column per percentile. A phase with no samples shows
-/// `-`, never a figure that was not measured. Narrow: 75 columns, without min and mean.
+/// `-`, never a figure that was not measured. Narrow: 69 columns (names up to 14 characters: `handshake_rtt` whole), without min and mean.
 fn table(out: &mut String, title: &str, rows: &[(&str, &PhaseStats)], narrow: bool) {
-    let (name_w, w) = if narrow { (12, 8) } else { (24, 9) };
+    let (name_w, w) = if narrow { (14, 8) } else { (24, 9) };
     let headers: &[&str] = if narrow {
         &["count", "p50", "p90", "p99", "p99.9", "max"]
     } else {
@@ -403,6 +456,7 @@ mod tests {
     fn a_narrow_terminal_gets_a_table_that_fits_and_unmeasured_phases_show_dashes() {
         let mut r = fixture::report();
         r.latency.echo = PhaseStats::default();
+        r.latency.handshake_rtt = r.latency.connect.clone();
         let wide = render(&r);
         let narrow = render_for(&r, Some(80));
         let widest = |t: &str, from: &str| {
@@ -414,14 +468,31 @@ mod tests {
                 .unwrap()
         };
         assert!(widest(&narrow, "latency") <= 80, "{narrow}");
+        let longest = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(longest(&narrow) <= 80, "every line fits: {narrow}");
         assert!(widest(&wide, "latency") > 100, "{wide}");
-        assert_eq!(render_for(&r, Some(120)), wide);
+        let at_120 = render_for(&r, Some(120));
+        assert!(
+            at_120.contains("min") && at_120.contains("mean"),
+            "{at_120}"
+        );
+        assert!(longest(&at_120) <= 120, "{at_120}");
+        assert!(longest(&wide) > 120, "the unwrapped lines are long: {wide}");
+        assert_eq!(
+            at_120.split_whitespace().collect::<Vec<_>>(),
+            wide.split_whitespace().collect::<Vec<_>>(),
+            "wrapping only moves words"
+        );
         let echo = narrow
             .lines()
             .find(|l| l.trim_start().starts_with("echo"))
             .unwrap();
         assert!(echo.ends_with("-") && !echo.contains("0.0"), "{echo}");
         assert!(narrow.contains("p99.9") && !narrow.contains("mean"));
+        assert!(
+            narrow.contains("\n  handshake_rtt "),
+            "the longest name whole: {narrow}"
+        );
     }
 
     #[test]
