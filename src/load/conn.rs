@@ -234,13 +234,17 @@ pub async fn run(
     let Handshake {
         connect,
         established,
-        info,
+        mut info,
         stream,
     } = handshake(target, cfg, source, ports).await?;
     s.enter(Phase::Echo);
+    // With a Fast Open cookie connect() returns before the SYN leaves: the handshake, and
+    // the kernel's sample of it, happen in the first exchange (the SYN+ACK acks the request).
+    let deferred = cfg.socket.fastopen && info.is_some_and(|k| k.rtt_us == 0);
     // The first echo is timed from here, once the socket is registered with the runtime:
     // that registration belongs to neither phase.
-    let exchanged = match exchange(&stream, cfg, Instant::now(), stop, s).await {
+    let after_first = deferred.then_some(&mut info);
+    let exchanged = match exchange(&stream, cfg, Instant::now(), stop, s, after_first).await {
         // With --close server, the close's own read sees whatever else comes.
         Ok(()) if cfg.socket.close != CloseMode::Server => nothing_queued(&stream, s),
         done => done,
@@ -300,6 +304,7 @@ async fn exchange(
     ready: Instant,
     stop: &mut StopSignal,
     s: &mut Scratch,
+    mut after_first: Option<&mut Option<HandshakeInfo>>,
 ) -> Result<(), Failure> {
     let mut edge = ready;
     let by_server = cfg.socket.close == CloseMode::Server;
@@ -309,6 +314,10 @@ async fn exchange(
         let now = Instant::now();
         s.echo_ns.push(ns(edge, now));
         edge = now;
+        // Before any later request's ACK adds a sample of its own to tcpi_rtt.
+        if let Some(info) = after_first.take() {
+            *info = sockopt::handshake_info(stream).ok();
+        }
         if !last && s.peer_ended() {
             return Err(Failure::new(Phase::Echo, ErrorKind::ClosedEarly));
         }
@@ -331,7 +340,9 @@ struct Handshake {
     /// flight) the writable event came. Taken before the socket is registered with the
     /// runtime, so our own bookkeeping (epoll_ctl, tokio's registration) is not in it.
     established: Instant,
-    /// One TCP_INFO read after the edge (when configured); a failed read gives none.
+    /// One TCP_INFO read after the edge (when configured); a failed read gives none. Under
+    /// Fast Open with a cookie it holds no sample yet, and is read again after the first
+    /// exchange.
     info: Option<HandshakeInfo>,
     stream: TcpStream,
 }

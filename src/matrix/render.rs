@@ -7,10 +7,12 @@ use crate::report::figures;
 use crate::report::table::{Table, number};
 
 /// The figures the matrix table shows first, in order; counters that moved follow.
-const ROWS: [&str; 13] = [
+const ROWS: [&str; 15] = [
     "rate_cps",
     "connect.p50",
     "connect.p99",
+    "handshake_rtt.p50",
+    "handshake_rtt.p99",
     "echo.p50",
     "echo.p99",
     "close.p50",
@@ -30,7 +32,12 @@ pub fn table(m: &Matrix) -> Table {
         .iter()
         .map(|s| figures::of(&s.report).into_iter().collect())
         .collect();
-    let mut names: Vec<String> = ROWS.iter().map(|s| s.to_string()).collect();
+    // A phase no scenario measured (handshake_rtt with --no-tcp-info) has no row.
+    let mut names: Vec<String> = ROWS
+        .iter()
+        .filter(|n| figs.iter().any(|f| f.contains_key(**n)))
+        .map(|s| s.to_string())
+        .collect();
     let mut counters: Vec<&String> = figs
         .iter()
         .flat_map(|f| f.keys())
@@ -284,6 +291,22 @@ mod tests {
         let t = table(&m);
         assert_eq!(t.headers, ["figure", "a", "b"]);
         assert_eq!(t.rows[0][0], "rate (conn/s)");
+        assert!(!t.rows.iter().any(|r| r[0].starts_with("handshake_rtt")));
+        let mut m2 = matrix();
+        m2.scenarios[1].report.latency.handshake_rtt =
+            m2.scenarios[1].report.latency.connect.clone();
+        let rows: Vec<String> = table(&m2).rows.iter().map(|r| r[0].clone()).collect();
+        let at = |n: &str| rows.iter().position(|r| r == n).unwrap();
+        assert_eq!(
+            at("handshake_rtt.p50 (µs)"),
+            at("connect.p99 (µs)") + 1,
+            "{rows:?}"
+        );
+        assert_eq!(
+            table(&m2).rows[at("handshake_rtt.p50 (µs)")][1],
+            "-",
+            "a measured nothing"
+        );
         let text = render_text(&m);
         assert!(text.contains("b: tcpbench run --close rst"), "{text}");
         assert!(render_markdown(&m).contains("| figure | a | b |"));

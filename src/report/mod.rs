@@ -170,7 +170,9 @@ impl ErrorCount {
 pub struct Latency {
     pub connect: PhaseStats,
     /// The kernel's RTT sample of each handshake (TCP_INFO `tcpi_rtt`, µs resolution): the
-    /// wire's part of `connect`. Empty with `--no-tcp-info` and in reports from before it.
+    /// wire's part of `connect`. Under Fast Open a data-in-SYN handshake runs in the first
+    /// exchange, and its sample is read after that exchange. Empty with `--no-tcp-info` and
+    /// in reports from before it.
     #[serde(default)]
     pub handshake_rtt: PhaseStats,
     pub echo: PhaseStats,

@@ -267,6 +267,17 @@ fn handshake_note(r: &Report) -> Option<String> {
         0 => String::new(),
         n => format!("; {n} connections had their SYN retransmitted"),
     };
+    let fast_open = r
+        .kernel
+        .counters
+        .get("TCPFastOpenActive")
+        .copied()
+        .unwrap_or(0);
+    if fast_open > 0 {
+        return Some(format!(
+            "  handshake_rtt under Fast Open: {fast_open} connections sent their request in the SYN, so connect() returned before it left and their handshake ran inside the first exchange (its sample read after it){retransmitted}"
+        ));
+    }
     Some(format!(
         "  connect - handshake_rtt = {} µs at p50: the syscalls' own work beside the SYN's round trip (local port, the SYN built and sent){inside}{retransmitted}",
         us(c.p50_us - k.p50_us)
@@ -546,6 +557,14 @@ mod tests {
         assert!(
             text.contains("on loopback")
                 && text.contains("2 connections had their SYN retransmitted"),
+            "{text}"
+        );
+        // Under Fast Open connect() ends before the SYN leaves: no difference is claimed.
+        r.kernel.counters.insert("TCPFastOpenActive".into(), 3);
+        let text = render(&r);
+        assert!(!text.contains("connect - handshake_rtt"), "{text}");
+        assert!(
+            text.contains("3 connections sent their request in the SYN"),
             "{text}"
         );
     }
