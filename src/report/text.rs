@@ -58,7 +58,7 @@ fn wrap(text: &str, columns: usize) -> String {
             let cut = body.char_indices().nth(room).map_or(body.len(), |(i, _)| i);
             let at = body[..cut]
                 .rfind(' ')
-                .filter(|&i| body[..i].trim_start().len() > 0)
+                .filter(|&i| !body[..i].trim_start().is_empty())
                 .unwrap_or(cut);
             out.push_str(body[..at].trim_end());
             out.push('\n');
