@@ -572,4 +572,29 @@ fn fastopen_puts_the_second_request_in_the_syn_and_the_checks_say_so() {
     }
     let c = check(&traces[1], 1);
     assert!(c.detail.contains("Fast Open"), "{}", c.detail);
+    // The server's full socket: at the last ACK for the cookie request, at the SYN (before
+    // its SYN+ACK) for the data-in-SYN; the ladder's note says which.
+    let syn_recv_before_syn_ack = |t: &Trace| {
+        let recv = t
+            .states
+            .iter()
+            .find(|s| s.side == Side::Server && s.state == "SYN_RECV");
+        let sa = t
+            .segments
+            .iter()
+            .find(|s| s.from == Side::Server && s.has("SYN"));
+        recv.unwrap().t_us <= sa.unwrap().t_us
+    };
+    assert!(!syn_recv_before_syn_ack(&traces[0]) && syn_recv_before_syn_ack(&traces[1]));
+    let texts: Vec<String> = traces.iter().map(tcpbench::trace::render_text).collect();
+    assert!(
+        texts[0].contains("SYN_RECV shows at the handshake's last ACK"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].contains("SYN_RECV shows before its SYN+ACK"),
+        "{}",
+        texts[1]
+    );
 }

@@ -128,13 +128,8 @@ pub fn render_text(t: &Trace) -> String {
             }
         }
     }
-    if t.states.iter().any(|s| s.state == "SYN_RECV") {
-        let _ = writeln!(
-            out,
-            "{:>10}  the server's SYN_RECV shows at the handshake's last ACK: before it, the \
-             half-open connection is a request socket, which has no state change of its own",
-            ""
-        );
+    if let Some(note) = syn_recv_note(t) {
+        let _ = writeln!(out, "{:>10}  {note}", "");
     }
     if t.states.iter().any(|s| s.observed != Observed::Tracepoint) {
         let _ = writeln!(
@@ -226,6 +221,30 @@ fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
     }
     out.push_str(&line);
     out.push('\n');
+}
+
+/// Why the server's SYN_RECV shows where it does: at the last ACK for a plain handshake
+/// (the half-open connection is a request socket until then), at the SYN under Fast Open
+/// (the server accepts the SYN's data, so the full socket is made there).
+fn syn_recv_note(t: &Trace) -> Option<&'static str> {
+    let recv = t
+        .states
+        .iter()
+        .find(|s| s.side == Side::Server && s.state == "SYN_RECV")?;
+    let syn_ack = t
+        .segments
+        .iter()
+        .find(|s| s.from == Side::Server && s.flags.iter().any(|f| f == "SYN"));
+    Some(match syn_ack {
+        Some(sa) if recv.t_us <= sa.t_us => {
+            "the server's SYN_RECV shows before its SYN+ACK: Fast Open took the SYN's data, so \
+             the kernel made the full socket at the SYN"
+        }
+        _ => {
+            "the server's SYN_RECV shows at the handshake's last ACK: before it, the half-open \
+             connection is a request socket, which has no state change of its own"
+        }
+    })
 }
 
 #[cfg(test)]
